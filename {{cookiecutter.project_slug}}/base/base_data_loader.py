@@ -1,0 +1,85 @@
+"""Base class for all data loaders: reproducible batch order and a fixed validation split."""
+
+import math
+
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+
+class BaseDataLoader:
+    """Yields `(input, target)` batches of `dataset` in an order fixed by `(seed, epoch)`.
+
+    Because the order depends only on the seed and the epoch number, a resumed run sees exactly
+    the batches the interrupted one would have seen. A `TensorDataset` is batched by indexing
+    its tensors directly (no per-sample Python work); any other dataset goes through
+    `torch.utils.data.DataLoader` with the same batches, so `num_workers` applies to it.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        shuffle: bool = True,
+        validation_split: float = 0.0,
+        num_workers: int = 0,
+        seed: int = 0,
+        indices: torch.Tensor | None = None,
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.num_workers = num_workers
+        self.seed = seed
+        self.epoch = 1
+        self.skip = 0
+        indices = torch.arange(len(dataset)) if indices is None else indices
+        self.indices, self.valid_indices = self._split(indices, validation_split)
+
+    def _split(self, indices: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hold out `fraction` of the samples, chosen by the seed alone (the same on resume)."""
+        n_valid = round(len(indices) * fraction)
+        if fraction > 0 and not 0 < n_valid < len(indices):
+            raise ValueError(f"validation_split {fraction} leaves no samples for training or validation")
+        order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(self.seed))
+        shuffled = indices[order]
+        return shuffled[n_valid:].sort().values, shuffled[:n_valid].sort().values
+
+    def split_validation(self) -> "BaseDataLoader | None":
+        """A loader over the held-out samples, in a fixed order; None without a validation split."""
+        if len(self.valid_indices) == 0:
+            return None
+        return BaseDataLoader(
+            self.dataset, self.batch_size, False, 0.0, self.num_workers, self.seed, self.valid_indices
+        )
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the batch order of `epoch`, leaving out its first `skip` batches (resume)."""
+        self.epoch = epoch
+        self.skip = skip
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.indices)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.indices) / self.batch_size) - self.skip
+
+    def _batches(self) -> list[torch.Tensor]:
+        order = self.indices
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = order[torch.randperm(len(order), generator=generator)]
+        return list(order.split(self.batch_size))[self.skip :]
+
+    def __iter__(self):
+        batches = self._batches()
+        if isinstance(self.dataset, TensorDataset):
+            for batch in batches:
+                yield tuple(tensor[batch] for tensor in self.dataset.tensors)
+        else:
+            sampler = [batch.tolist() for batch in batches]
+            yield from DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.num_workers)

@@ -1,0 +1,40 @@
+"""Console and file logging for the entry scripts (never configured at import time)."""
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(verbosity: int = 1) -> None:
+    """Log to the console now and keep the records until `attach_log_file` names the file.
+
+    The run folder is created only after the config is validated, so early records (what was
+    built from which config key) wait in memory and still reach the run's log file.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(LEVELS.get(verbosity, logging.INFO))
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(console)
+    root.addHandler(logging.handlers.MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1))
+
+
+def attach_log_file(path: Path) -> None:
+    """Append the log to `path` from now on, starting with the records kept so far."""
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter(FORMAT))
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.handlers.MemoryHandler):
+            handler.setTarget(file_handler)
+            handler.flush()
+            root.removeHandler(handler)
+            handler.close()
+    root.addHandler(file_handler)

@@ -1,0 +1,207 @@
+"""From a config file and command-line options to validated settings and built objects.
+
+Each `{"type": NAME, "args": {...}}` section of the config names a class or function from the
+modules listed in `catalog()`. To make your own code usable from the config, define it in one of
+those modules (or add a module there). Everything is checked before anything is built.
+"""
+
+import argparse
+import inspect
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+import data_loader.data_loaders as module_data
+import model.loss as module_loss
+import model.metric as module_metric
+import model.model as module_arch
+from base import BaseDataLoader, BaseModel
+from utils.config_schema import check_config, did_you_mean
+from utils.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# Arguments that the code passes itself; the config must not set them.
+SUPPLIED_BY_CODE = {"optimizer": {"params"}, "lr_scheduler": {"optimizer"}, "data_loader": {"seed"}}
+
+
+def _defined_in(module, base: type | None = None) -> dict:
+    """Subclasses of `base` found in `module`, or (without a base) functions defined in it."""
+
+    def usable(obj) -> bool:
+        if base is None:
+            return inspect.isfunction(obj) and obj.__module__ == module.__name__
+        return inspect.isclass(obj) and issubclass(obj, base) and obj is not base
+
+    return {name: obj for name, obj in vars(module).items() if not name.startswith("_") and usable(obj)}
+
+
+def catalog() -> dict[str, dict]:
+    """For each config section, the names it may use and what they refer to."""
+    return {
+        "arch": _defined_in(module_arch, BaseModel),
+        "data_loader": _defined_in(module_data, BaseDataLoader),
+        "optimizer": _defined_in(torch.optim, torch.optim.Optimizer),
+        "lr_scheduler": _defined_in(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler),
+        "loss": _defined_in(module_loss),
+        "metrics": _defined_in(module_metric),
+    }
+
+
+def _check_arguments(key: str, target, args: dict) -> None:
+    """Compare `args` with the signature of `target`, so typos fail before anything is built."""
+    params = inspect.signature(target).parameters
+    supplied = SUPPLIED_BY_CODE.get(key, set())
+    named = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+    accepted = [n for n in named if n not in supplied]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for name in args:
+        if name in supplied:
+            raise ConfigError(f"config key '{key}.args.{name}' is set by the code; remove it from the config")
+        if name not in named and not takes_any:
+            raise ConfigError(
+                f"config key '{key}.args.{name}': {target.__name__} has no argument {name!r}"
+                f"{did_you_mean(name, accepted)}; it accepts: {', '.join(accepted)}"
+            )
+    for name in accepted:
+        if params[name].default is inspect.Parameter.empty and name not in args:
+            raise ConfigError(f"config key '{key}.args.{name}' is missing; {target.__name__} requires it")
+
+
+def validate(config: dict) -> None:
+    """Raise `ConfigError` for the first problem in `config`; return quietly when it is valid."""
+    names = catalog()
+    check_config(config, names)
+    for key in ("arch", "data_loader", "optimizer", "lr_scheduler"):
+        if config.get(key) is not None:
+            _check_arguments(key, names[key][config[key]["type"]], config[key].get("args", {}))
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a JSON config; syntax errors name the line and column, duplicate keys are refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist; pass an existing file with -c")
+
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        for k in keys:
+            if keys.count(k) > 1:
+                raise ConfigError(f"{path}: key {k!r} appears twice in the same object; keep one")
+        return dict(pairs)
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8 JSON") from None
+
+
+def set_by_path(config: dict, assignment: str) -> None:
+    """Apply one `--set a.b.c=value` (value read as JSON, else kept as a string) to `config`."""
+    dotted, sep, raw = assignment.partition("=")
+    if not sep or not dotted:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set trainer.epochs=5")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    keys = dotted.split(".")
+    node, walked = config, []
+    for key in keys[:-1]:
+        walked.append(key)
+        if not isinstance(node, dict) or not isinstance(node.get(key), dict):
+            choices = [k for k, v in node.items() if isinstance(v, dict)] if isinstance(node, dict) else []
+            raise ConfigError(f"--set {assignment!r}: no section '{'.'.join(walked)}'{did_you_mean(key, choices)}")
+        node = node[key]
+    last = keys[-1]
+    # New keys are allowed only among a section's `args`, where the signature check vets them.
+    if last not in node and walked[-1:] != ["args"]:
+        raise ConfigError(f"--set {assignment!r}: unknown key '{dotted}'{did_you_mean(last, node)}")
+    node[last] = value
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when available; `cpu`, `cuda`, `cuda:N` and `mps` are taken as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name!r}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
+def create_run_dir(config: dict) -> Path:
+    """Create `save_dir/name/<timestamp>`; runs started in the same second get distinct folders."""
+    parent = Path(config["trainer"]["save_dir"]) / config["name"]
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        run_dir = parent / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise ConfigError(f"could not create a new run folder in '{parent}'; clean it up")
+
+
+class ConfigParser:
+    """A validated config dict and the means to build the objects it describes."""
+
+    def __init__(self, config: dict) -> None:
+        validate(config)
+        self.config = config
+        self._catalog = catalog()
+
+    def __getitem__(self, key: str):
+        return self.config[key]
+
+    def init_obj(self, key: str, *args, **kwargs):
+        """Build `config[key]`: call its `type` from the catalog with its `args` (and `kwargs`)."""
+        section = self.config[key]
+        target = self._catalog[key][section["type"]]
+        try:
+            obj = target(*args, **{**section.get("args", {}), **kwargs})
+        except (TypeError, ValueError, FileNotFoundError) as exc:
+            raise ConfigError(f"config key '{key}' ({section['type']}): {exc}") from None
+        logger.info("Built %s from config key '%s' with args %s", section["type"], key, section.get("args", {}))
+        return obj
+
+    def function(self, key: str, name: str):
+        """The function `name` from the catalog section `key` ('loss' or 'metrics')."""
+        return self._catalog[key][name]
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit code 2) like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def arg_parser(doc: str) -> OneLineArgumentParser:
+    """The options train.py and test.py share; `doc` (the script's docstring) shows examples."""
+    parser = OneLineArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", help="config file (JSON)")
+    parser.add_argument("-r", "--resume", help="checkpoint file (.pth) to continue from or evaluate")
+    parser.add_argument("-d", "--device", default="auto", help="auto (default: CUDA if available), cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. trainer.epochs=5"
+    )
+    return parser
+
+
+def report(error: Exception) -> int:
+    """Print a user error as one line and return the exit code for it."""
+    print(f"error: {error}", file=sys.stderr)
+    return 2

@@ -1,0 +1,197 @@
+"""A broken config or command line costs nothing: one line naming the problem, exit code 2.
+
+Each case below is a mistake a user can make; every one must print a single `error:` line on
+stderr that names the key (or option) and what is allowed, exit with code 2, show no traceback
+and create nothing on disk. Add a row when you find a new way to get it wrong.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import test as test_script
+import train
+from tests.helpers import PROJECT_DIR, run_script
+
+DEFAULT = json.loads((PROJECT_DIR / "config.json").read_text(encoding="utf-8"))
+
+
+def edit(path: str, value=None, delete: bool = False):
+    """A config change: set (or delete) the value at a dotted key path."""
+
+    def apply(config):
+        *parents, last = path.split(".")
+        node = config
+        for key in parents:
+            node = node[key]
+        if delete:
+            del node[last]
+        else:
+            node[last] = value
+
+    return apply
+
+
+CASES = [
+    # (id, change to the default config or raw file text, extra CLI args, expected in the message)
+    ("invalid-json", '{\n  "name": "x",\n  "seed": 0\n  "arch": {}\n}', [], ":4:3: invalid JSON"),
+    ("not-an-object", "[1, 2]", [], "must be a JSON object"),
+    ("duplicate-key", '{"name": "a", "name": "b"}', [], "key 'name' appears twice"),
+    ("unknown-top-key", edit("trainr", {}), [], "'trainr' is unknown (did you mean 'trainer'?)"),
+    ("missing-section", edit("arch", delete=True), [], "'arch' is missing"),
+    ("name-with-slash", edit("name", "a/b"), [], "config key 'name'"),
+    ("negative-seed", edit("seed", -1), [], "config key 'seed': got -1"),
+    ("epochs-zero", edit("trainer.epochs", 0), [], "'trainer.epochs': got 0, expected an integer >= 1"),
+    ("epochs-string", edit("trainer.epochs", "10"), [], "'trainer.epochs': got '10'"),
+    ("epochs-bool", edit("trainer.epochs", True), [], "'trainer.epochs': got True"),
+    ("trainer-typo", edit("trainer.epoch", 3), [], "'trainer.epoch' is unknown (did you mean 'epochs'?)"),
+    ("keep-last-one", edit("trainer.keep_last", 1), [], "'trainer.keep_last': got 1, expected an integer >= 2"),
+    ("save-period-zero", edit("trainer.save_period", 0), [], "'trainer.save_period'"),
+    ("verbosity", edit("trainer.verbosity", 5), [], "'trainer.verbosity': got 5, expected 0, 1 or 2"),
+    (
+        "tensorboard-text",
+        edit("trainer.tensorboard", "yes"),
+        [],
+        "'trainer.tensorboard': got 'yes', expected true or false",
+    ),
+    ("monitor-syntax", edit("trainer.monitor", "lowest val_loss"), [], "'trainer.monitor': got 'lowest val_loss'"),
+    ("monitor-metric", edit("trainer.monitor", "max val_acc"), [], "(did you mean 'val_accuracy'?)"),
+    (
+        "monitor-no-valid",
+        edit("data_loader.args.validation_split", 0.0),
+        [],
+        "need data_loader.args.validation_split > 0",
+    ),
+    ("section-typo", edit("arch.typ", "DigitsCNN"), [], "'arch.typ' is unknown (did you mean 'type'?)"),
+    (
+        "arch-type",
+        edit("arch.type", "DigitCNN"),
+        [],
+        "'arch.type': unknown name 'DigitCNN' (did you mean 'DigitsCNN'?)",
+    ),
+    (
+        "arch-arg",
+        edit("arch.args.dropuot", 0.1),
+        [],
+        "'arch.args.dropuot': DigitsCNN has no argument 'dropuot' (did you mean 'dropout'?)",
+    ),
+    ("arch-args-list", edit("arch.args", [1]), [], "'arch.args': got [1], expected an object"),
+    ("optimizer-type", edit("optimizer.type", "Adamw"), [], "(did you mean 'AdamW'?)"),
+    ("optimizer-arg", edit("optimizer.args.learning_rate", 0.1), [], "AdamW has no argument 'learning_rate'"),
+    ("optimizer-params", edit("optimizer.args.params", []), [], "'optimizer.args.params' is set by the code"),
+    ("optimizer-value", edit("optimizer.args.lr", -1), [], "config key 'optimizer' (AdamW): Invalid learning rate: -1"),
+    ("scheduler-type", edit("lr_scheduler.type", "StepLr"), [], "(did you mean 'StepLR'?)"),
+    ("scheduler-missing-arg", edit("lr_scheduler.args", {}), [], "'lr_scheduler.args.step_size' is missing"),
+    ("scheduler-list", edit("lr_scheduler", []), [], "config key 'lr_scheduler': got []"),
+    (
+        "loss-name",
+        edit("loss", "crossentropy"),
+        [],
+        "'loss': unknown function 'crossentropy' (did you mean 'cross_entropy'?)",
+    ),
+    (
+        "metric-name",
+        edit("metrics", ["accuracy", "top_k"]),
+        [],
+        "'metrics[1]': unknown metric 'top_k' (did you mean 'top_k_acc'?)",
+    ),
+    ("metrics-string", edit("metrics", "accuracy"), [], "config key 'metrics': got 'accuracy'"),
+    ("batch-size-zero", edit("data_loader.args.batch_size", 0), [], "'data_loader.args.batch_size': got 0"),
+    (
+        "valid-split-high",
+        edit("data_loader.args.validation_split", 1.5),
+        [],
+        "'data_loader.args.validation_split': got 1.5",
+    ),
+    ("loader-seed", edit("data_loader.args.seed", 1), [], "'data_loader.args.seed' is set by the code"),
+    (
+        "data-dir-missing",
+        edit("data_loader.args.data_dir", "no/such/dir"),
+        [],
+        "config key 'data_loader' (DigitsDataLoader): no digits.npz in 'no/such/dir'",
+    ),
+    ("set-no-equals", None, ["--set", "trainer.epochs"], "expected KEY=VALUE"),
+    ("set-unknown-key", None, ["--set", "trainer.epoch=3"], "unknown key 'trainer.epoch' (did you mean 'epochs'?)"),
+    ("set-unknown-section", None, ["--set", "trainr.epochs=3"], "no section 'trainr' (did you mean 'trainer'?)"),
+    ("set-bad-value", None, ["--set", "trainer.epochs=-3"], "'trainer.epochs': got -3"),
+    ("set-new-arg", None, ["--set", "arch.args.dropout_rate=0.1"], "DigitsCNN has no argument 'dropout_rate'"),
+    ("lr-not-a-number", None, ["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+    ("bs-negative", None, ["--bs", "-4"], "'data_loader.args.batch_size': got -4"),
+    ("unknown-option", None, ["--epochs", "3"], "unrecognized arguments: --epochs 3"),
+    ("bad-device", None, ["--device", "gpu0"], "--device 'gpu0': expected auto, cpu, cuda"),
+]
+
+
+@pytest.mark.parametrize("change, extra, expected", [pytest.param(*c[1:], id=c[0]) for c in CASES])
+def test_broken_config_gives_one_line_and_exit_2(tmp_path, capsys, monkeypatch, change, extra, expected):
+    monkeypatch.chdir(PROJECT_DIR)
+    save_dir = tmp_path / "saved"
+    config = json.loads(json.dumps(DEFAULT))
+    config["trainer"]["save_dir"] = save_dir.as_posix()
+    if isinstance(change, str):
+        text = change
+    else:
+        if change is not None:
+            change(config)
+        text = json.dumps(config)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(text, encoding="utf-8")
+    try:
+        code = train.main(["-c", str(config_path), *extra])
+    except SystemExit as exit_:  # argparse exits by itself
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert expected in err
+    assert not save_dir.exists(), "nothing may be created before the config is valid"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_cuda_is_a_clear_error(capsys):
+    assert train.main(["-c", "config.json", "--device", "cuda"]) == 2
+    assert "CUDA is not available on this machine; use --device cpu" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ([], "nothing to train: pass a config with -c"),
+        (["-c", "missing.json"], "config file 'missing.json' does not exist"),
+        (["-r", "saved/none/model_best.pth"], "checkpoint 'saved/none/model_best.pth' does not exist"),
+    ],
+)
+def test_missing_inputs_to_train_are_clear_errors(capsys, args, expected):
+    assert train.main(args) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_test_py_without_checkpoint_is_a_clear_error(capsys):
+    assert test_script.main([]) == 2
+    assert "pass the checkpoint to evaluate with -r" in capsys.readouterr().err
+
+
+def test_broken_config_in_a_real_process_prints_no_traceback(tmp_path):
+    """The same promise end to end: a real `python train.py` with a typo in the config."""
+    config = json.loads(json.dumps(DEFAULT))
+    config["optimizer"]["type"] = "Adamm"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    result = run_script("train.py", "-c", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: config key 'optimizer.type': unknown name 'Adamm' (did you mean 'Adam'?); available: "
+        + result.stderr.split("available: ")[1].strip()
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_every_option():
+    result = subprocess.run([sys.executable, "train.py", "--help"], cwd=PROJECT_DIR, capture_output=True, text=True)
+    assert result.returncode == 0
+    for option in ("--config", "--resume", "--device", "--lr", "--bs", "--set", "--smoke"):
+        assert option in result.stdout

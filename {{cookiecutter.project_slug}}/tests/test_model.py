@@ -1,0 +1,71 @@
+"""The example model and its training step behave as a user replacing them would expect."""
+
+import torch
+
+from data_loader.data_loaders import DigitsDataLoader
+from model.loss import cross_entropy
+from model.metric import accuracy, top_k_acc
+from model.model import DigitsCNN
+from tests.helpers import PROJECT_DIR
+
+
+def test_forward_gives_one_score_per_class():
+    """The model maps a batch of 8x8 images to (batch, num_classes) scores."""
+    model = DigitsCNN(num_classes=10)
+    assert model(torch.zeros(5, 1, 8, 8)).shape == (5, 10)
+
+
+def test_a_few_training_steps_lower_the_loss():
+    """Repeated steps on one batch of the bundled data reduce its loss: gradients flow."""
+    torch.manual_seed(0)
+    loader = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=64)
+    data, target = next(iter(loader))
+    model = DigitsCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    losses = []
+    for _ in range(10):
+        optimizer.zero_grad()
+        loss = cross_entropy(model(data), target)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_bundled_data_has_the_documented_split():
+    """1,437 training and 360 test images, scaled to [0, 1], ten classes in each split."""
+    train = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=100)
+    test = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=100, training=False)
+    assert (train.num_samples, test.num_samples) == (1437, 360)
+    images, labels = test.dataset.tensors
+    assert images.shape == (360, 1, 8, 8) and images.min() >= 0.0 and images.max() <= 1.0
+    assert labels.unique().tolist() == list(range(10))
+
+
+def test_batch_order_depends_only_on_seed_and_epoch():
+    """Two loaders with the same seed give the same batches per epoch, and epochs differ."""
+    a = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=32, validation_split=0.1, seed=3)
+    b = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=32, validation_split=0.1, seed=3)
+    a.set_epoch(2)
+    b.set_epoch(2)
+    assert all(torch.equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
+    b.set_epoch(3)
+    assert not all(torch.equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
+    b.set_epoch(2, skip=4)
+    assert [y[1].tolist() for y in b] == [x[1].tolist() for x in list(a)[4:]]
+
+
+def test_validation_split_is_disjoint_from_training():
+    """Held-out samples never appear in training batches."""
+    loader = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=64, validation_split=0.2)
+    assert set(loader.indices.tolist()).isdisjoint(loader.valid_indices.tolist())
+    assert len(loader.indices) + len(loader.valid_indices) == 1437
+
+
+def test_metrics_on_a_known_batch():
+    """accuracy and top-k accuracy count the right samples."""
+    output = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.15, 0.05], [0.2, 0.3, 0.5]])
+    target = torch.tensor([1, 1, 0])
+    assert abs(accuracy(output, target).item() - 1 / 3) < 1e-6
+    assert abs(top_k_acc(output, target, k=2).item() - 2 / 3) < 1e-6

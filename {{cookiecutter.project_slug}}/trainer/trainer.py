@@ -1,0 +1,76 @@
+"""The default trainer: the training steps of one epoch, then a pass over the validation data."""
+
+import itertools
+import sys
+
+import torch
+from tqdm import tqdm
+
+from base import BaseTrainer
+from utils import MetricTracker
+
+
+class Trainer(BaseTrainer):
+    """Trains on `data_loader`, validating on `valid_data_loader` (if any) after every epoch.
+
+    `limit_batches` caps the batches per epoch and per validation; the smoke run uses it.
+    """
+
+    def __init__(self, *args, data_loader, valid_data_loader=None, limit_batches: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.data_loader = data_loader
+        self.valid_data_loader = valid_data_loader
+        self.limit_batches = limit_batches
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        metrics = MetricTracker("loss", *(fn.__name__ for fn in self.metric_fns))
+        self.data_loader.set_epoch(epoch)
+        for data, target in progress(self.data_loader, f"epoch {epoch}", self.limit_batches):
+            data, target = data.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
+
+            self.optimizer.zero_grad(set_to_none=True)
+            output = self.model(data)
+            loss = self.criterion(output, target)
+            loss.backward()
+            self.optimizer.step()
+
+            self.global_step += 1
+            update_metrics(metrics, loss, output, target, self.metric_fns)
+        log = metrics.result()
+        if self.valid_data_loader is not None:
+            valid_log = evaluate(
+                self.model, self.valid_data_loader, self.criterion, self.metric_fns, self.device, self.limit_batches
+            )
+            log.update({f"val_{key}": value for key, value in valid_log.items()})
+        return log
+
+
+def update_metrics(metrics: MetricTracker, loss, output, target, metric_fns) -> None:
+    """Add one batch's loss and metrics, weighted by its size; stays on the device (no sync)."""
+    n = target.shape[0]
+    metrics.update("loss", loss, n)
+    output = output.detach()
+    for fn in metric_fns:
+        metrics.update(fn.__name__, fn(output, target), n)
+
+
+@torch.no_grad()
+def evaluate(model, loader, criterion, metric_fns, device, limit_batches: int | None = None) -> dict[str, float]:
+    """Average loss and metrics of `model` over `loader`, weighted by sample count."""
+    model.eval()
+    metrics = MetricTracker("loss", *(fn.__name__ for fn in metric_fns))
+    for data, target in progress(loader, "evaluate", limit_batches):
+        data, target = data.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        output = model(data)
+        update_metrics(metrics, criterion(output, target), output, target, metric_fns)
+    return metrics.result()
+
+
+def progress(loader, desc: str, limit: int | None = None):
+    """Iterate `loader` (at most `limit` batches), with a progress bar when stderr is a terminal."""
+    total = len(loader) if limit is None else min(limit, len(loader))
+    batches = loader if limit is None else itertools.islice(loader, limit)
+    if not sys.stderr.isatty():
+        return batches
+    return tqdm(batches, total=total, desc=desc, leave=False, dynamic_ncols=True)

@@ -1,0 +1,102 @@
+"""Checkpoint files that are either complete or absent.
+
+A checkpoint is a dict of tensors and plain values (numbers, strings, lists, dicts), so it
+loads with `torch.load(path, weights_only=True)`: no pickled objects, no code run on load.
+"""
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+from utils.errors import CheckpointError
+
+TEMP_PREFIX = ".tmp-"
+PERIODIC = re.compile(r"^checkpoint-epoch(\d+)\.pth$")
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write `state` to `path` atomically: a crash at any moment leaves the old file intact.
+
+    The temporary file lives in the target folder, because a rename across filesystems is not
+    atomic (and fails); fsync makes the data durable before the rename makes it visible.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".pth", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    if os.name == "posix":  # persist the rename itself; Windows cannot open folders for fsync
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def sweep_temp_files(folder: Path) -> list[Path]:
+    """Delete temporary files left by a process killed while saving; return what was removed."""
+    removed = sorted(Path(folder).glob(f"{TEMP_PREFIX}*.pth"))
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint safely, turning every failure into a one-line `CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' does not exist; check the path given to --resume")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint '{path}' cannot be loaded ({reason}); it is corrupt or not a checkpoint"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "config" not in checkpoint:
+        raise CheckpointError(f"'{path}' is not a checkpoint written by this project's train.py")
+    return checkpoint
+
+
+def load_model_state(model: torch.nn.Module, state_dict: dict, arch_key: str = "arch") -> None:
+    """Load weights into `model`, explaining a mismatch in one line instead of a long report."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    resized = [key for key in expected if key in state_dict and state_dict[key].shape != expected[key].shape]
+    if missing or unexpected or resized:
+        details = []
+        if missing:
+            details.append(f"{len(missing)} missing (first: {missing[0]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected (first: {unexpected[0]})")
+        if resized:
+            key = resized[0]
+            details.append(f"{key} is {tuple(state_dict[key].shape)}, the model has {tuple(expected[key].shape)}")
+        raise CheckpointError(
+            f"the checkpoint's weights do not fit the model built from config key '{arch_key}': "
+            + "; ".join(details)
+            + f" - use the '{arch_key}' settings the checkpoint was trained with"
+        )
+    model.load_state_dict(state_dict)
+
+
+def periodic_checkpoints(folder: Path) -> list[Path]:
+    """The `checkpoint-epochN.pth` files in `folder`, oldest epoch first."""
+    found = [(int(m.group(1)), p) for p in Path(folder).iterdir() if (m := PERIODIC.match(p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def prune_checkpoints(folder: Path, keep: int) -> None:
+    """Keep the newest `keep` periodic checkpoints; call only after the newest one is saved."""
+    for path in periodic_checkpoints(folder)[:-keep]:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,36 @@
+"""Running averages of losses and metrics, weighted by sample count."""
+
+import torch
+
+
+class MetricTracker:
+    """Accumulates sums on the metrics' own device and reads them back once, in `result()`.
+
+    Calling `.item()` on every batch would stall a GPU at each step; here the only host-device
+    synchronisation happens when the epoch's averages are requested.
+    """
+
+    def __init__(self, *keys: str) -> None:
+        self._keys = keys
+        self.reset()
+
+    def reset(self) -> None:
+        self._sums: dict[str, torch.Tensor | float] = dict.fromkeys(self._keys, 0.0)
+        self._counts: dict[str, int] = dict.fromkeys(self._keys, 0)
+
+    def update(self, key: str, value: torch.Tensor | float, n: int = 1) -> None:
+        """Add a batch mean `value` that was computed over `n` samples."""
+        if isinstance(value, torch.Tensor):
+            value = value.detach()
+        self._sums[key] = self._sums[key] + value * n
+        self._counts[key] += n
+
+    def result(self) -> dict[str, float]:
+        """The sample-weighted mean of every key that received at least one update."""
+        keys = [key for key in self._keys if self._counts[key] > 0]
+        if not keys:
+            return {}
+        sums = [self._sums[key] for key in keys]
+        device = next((s.device for s in sums if isinstance(s, torch.Tensor)), "cpu")
+        stacked = torch.stack([torch.as_tensor(s, dtype=torch.float64, device=device) for s in sums])
+        return {key: total / self._counts[key] for key, total in zip(keys, stacked.tolist(), strict=True)}
