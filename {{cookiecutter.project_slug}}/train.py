@@ -3,11 +3,14 @@
 python train.py -c config.json
 python train.py -c config.json --lr 0.001 --bs 128 --set trainer.epochs=5
 python train.py -r saved/DigitsCNN/<run>/checkpoint-epoch10.pth --set trainer.epochs=40
+python train.py -c config.json -r auto       # the newest run's latest checkpoint
 python train.py -c config.json --smoke      # two batches into a temporary folder
 """
 
 import json
+import logging
 import random
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,9 +21,11 @@ from logger import attach_log_file, setup_logging
 from parse_config import ConfigParser, arg_parser, create_run_dir, load_config, report, resolve_device, set_by_path
 from trainer import Trainer
 from utils import ConfigError, UserError
-from utils.checkpoint import load_checkpoint, periodic_checkpoints
+from utils.checkpoint import find_latest, load_checkpoint, run_checkpoints
+from utils.errors import NonFiniteLoss, TrainingStopped
 
 SMOKE_BATCHES = 2
+logger = logging.getLogger("train")
 
 
 def parse_args(argv=None):
@@ -31,11 +36,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def read_config(args) -> tuple[ConfigParser, dict | None]:
-    """The validated config to train with, and the checkpoint to resume from (or None)."""
-    if args.config is None and args.resume is None:
-        raise ConfigError("nothing to train: pass a config with -c config.json, or a checkpoint with -r")
-    checkpoint = load_checkpoint(args.resume) if args.resume else None
+def read_config(args) -> tuple[ConfigParser, Path | None, dict | None]:
+    """The validated config to train with, and the checkpoint to resume from (path and content)."""
+    if args.config is None and args.resume in (None, "auto"):
+        raise ConfigError("nothing to train: pass a config with -c config.json (--resume auto needs it too)")
+    path = Path(args.resume) if args.resume not in (None, "auto") else None
+    checkpoint = load_checkpoint(path) if path else None
     config = load_config(args.config) if args.config else checkpoint["config"]
     if args.lr is not None:
         set_by_path(config, f"optimizer.args.lr={args.lr!r}")
@@ -43,7 +49,11 @@ def read_config(args) -> tuple[ConfigParser, dict | None]:
         set_by_path(config, f"data_loader.args.batch_size={args.bs}")
     for assignment in args.set:
         set_by_path(config, assignment)
-    return ConfigParser(config), checkpoint
+    parsed = ConfigParser(config)
+    if args.resume == "auto":
+        path, checkpoint = find_latest(Path(config["trainer"]["save_dir"]) / config["name"])
+        print(f"Resuming from {path} (the most trained checkpoint of the newest run)")
+    return parsed, path, checkpoint
 
 
 def build_trainer(config: ConfigParser, device: torch.device, limit_batches: int | None = None) -> Trainer:
@@ -68,7 +78,7 @@ def build_trainer(config: ConfigParser, device: torch.device, limit_batches: int
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        config, checkpoint = read_config(args)
+        config, resume_path, checkpoint = read_config(args)
         device = resolve_device(args.device)
         setup_logging(config["trainer"].get("verbosity", 1))
         seed = config["seed"]
@@ -88,15 +98,17 @@ def main(argv=None) -> int:
                     f"the checkpoint has finished all trainer.epochs={trainer.epochs}; "
                     f"train further with --set trainer.epochs={trainer.epochs + 10}"
                 )
-            run_dir = Path(args.resume).parent
-            later = [p for p in periodic_checkpoints(run_dir) if p.stat().st_mtime > Path(args.resume).stat().st_mtime]
-            if later:  # continuing here would overwrite them: branch into a new run instead
-                run_dir = create_run_dir(config.config)
+            run_dir = resume_path.parent
+            if resume_path.resolve() in [p.resolve() for p in run_checkpoints(run_dir)[:-1]]:
+                run_dir = create_run_dir(config.config)  # continuing in place would overwrite later checkpoints
         attach_log_file(run_dir / "train.log")
-        print(f"Run folder: {run_dir}")
+        logger.info("Run folder: %s", run_dir)
         trainer.train(run_dir)
     except UserError as exc:
         return report(exc)
+    except TrainingStopped as exc:
+        print(f"error: {exc}" if exc.exit_code == NonFiniteLoss.exit_code else str(exc), file=sys.stderr)
+        return exc.exit_code
     return 0
 
 

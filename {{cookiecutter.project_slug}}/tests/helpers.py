@@ -14,3 +14,36 @@ def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def start_script(*args: str) -> subprocess.Popen:
+    """Start `python <args>` in the project folder; read its merged output line by line."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def read_until(process: subprocess.Popen, marker: str) -> list[str]:
+    """Lines printed by `process` up to and including the first one containing `marker`."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if marker in line:
+            return lines
+    raise AssertionError(f"process ended before printing {marker!r}:\n{''.join(lines)}")
+
+
+def step_losses(output: str) -> dict[int, str]:
+    """The per-step losses that train.py logs at verbosity 2, by global step."""
+    found = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "step" and parts[2] == "loss":
+            found[int(parts[1])] = parts[3]
+    return found

@@ -24,20 +24,23 @@ class Trainer(BaseTrainer):
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
-        metrics = MetricTracker("loss", *(fn.__name__ for fn in self.metric_fns))
-        self.data_loader.set_epoch(epoch)
+        if self.batches_done == 0:  # otherwise resuming mid-epoch: keep the restored sums
+            self.train_metrics.reset()
+        self.data_loader.set_epoch(epoch, skip=self.batches_done)
         for data, target in progress(self.data_loader, f"epoch {epoch}", self.limit_batches):
             data, target = data.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
 
             self.optimizer.zero_grad(set_to_none=True)
             output = self.model(data)
             loss = self.criterion(output, target)
+            self._check_loss(loss)
             loss.backward()
             self.optimizer.step()
 
-            self.global_step += 1
-            update_metrics(metrics, loss, output, target, self.metric_fns)
-        log = metrics.result()
+            update_metrics(self.train_metrics, loss, output, target, self.metric_fns)
+            self._after_step(epoch, loss)
+        self.batches_done = 0
+        log = self.train_metrics.result()
         if self.valid_data_loader is not None:
             valid_log = evaluate(
                 self.model, self.valid_data_loader, self.criterion, self.metric_fns, self.device, self.limit_batches

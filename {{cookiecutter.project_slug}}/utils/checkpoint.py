@@ -4,6 +4,8 @@ A checkpoint is a dict of tensors and plain values (numbers, strings, lists, dic
 loads with `torch.load(path, weights_only=True)`: no pickled objects, no code run on load.
 """
 
+import logging
+import math
 import os
 import re
 import tempfile
@@ -13,8 +15,16 @@ import torch
 
 from utils.errors import CheckpointError
 
+logger = logging.getLogger(__name__)
+
 TEMP_PREFIX = ".tmp-"
-PERIODIC = re.compile(r"^checkpoint-epoch(\d+)\.pth$")
+# checkpoint-epoch5.pth: after epoch 5; checkpoint-epoch6-batch40.pth: 40 batches into epoch 6.
+NAME = re.compile(r"^checkpoint-epoch(\d+)(?:-batch(\d+))?\.pth$")
+
+
+def checkpoint_name(epoch: int, batch: int = 0) -> str:
+    """The file name for a checkpoint at the end of `epoch`, or `batch` batches into it."""
+    return f"checkpoint-epoch{epoch}-batch{batch}.pth" if batch else f"checkpoint-epoch{epoch}.pth"
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
@@ -90,13 +100,34 @@ def load_model_state(model: torch.nn.Module, state_dict: dict, arch_key: str = "
     model.load_state_dict(state_dict)
 
 
-def periodic_checkpoints(folder: Path) -> list[Path]:
-    """The `checkpoint-epochN.pth` files in `folder`, oldest epoch first."""
-    found = [(int(m.group(1)), p) for p in Path(folder).iterdir() if (m := PERIODIC.match(p.name))]
+def run_checkpoints(folder: Path) -> list[Path]:
+    """The numbered checkpoints in a run folder, from least to most trained."""
+
+    def progress(match):  # a finished epoch ranks after every partial state of it
+        return int(match.group(1)), math.inf if match.group(2) is None else int(match.group(2))
+
+    found = [(progress(m), p) for p in Path(folder).glob("checkpoint-*.pth") if (m := NAME.match(p.name))]
     return [path for _, path in sorted(found)]
 
 
 def prune_checkpoints(folder: Path, keep: int) -> None:
-    """Keep the newest `keep` periodic checkpoints; call only after the newest one is saved."""
-    for path in periodic_checkpoints(folder)[:-keep]:
+    """Keep the `keep` most trained checkpoints; call only after the newest one is saved."""
+    for path in run_checkpoints(folder)[:-keep]:
         path.unlink(missing_ok=True)
+
+
+def find_latest(runs: Path) -> tuple[Path, dict]:
+    """The most trained loadable checkpoint of the newest run under `runs` (save_dir/name)."""
+    candidates = [p for run in Path(runs).glob("*") if run.is_dir() for p in run_checkpoints(run)[::-1]]
+    if not candidates:
+        raise CheckpointError(f"--resume auto: no checkpoint under '{runs}'; start a run with -c first")
+    # Newest run first (by the time of its last checkpoint), most trained checkpoint first.
+    newest_run = max(candidates, key=lambda p: p.stat().st_mtime).parent
+    problems = []
+    for path in [p for p in candidates if p.parent == newest_run]:
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as exc:
+            logger.warning("Skipping %s: %s", path.name, exc)
+            problems.append(str(exc))
+    raise CheckpointError(f"--resume auto: no loadable checkpoint in '{newest_run}': {problems[0]}")

@@ -15,3 +15,23 @@ class ConfigError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable or does not fit the config."""
+
+
+class TrainingStopped(Exception):
+    """Training ended early on purpose; `exit_code` is what train.py exits with."""
+
+    exit_code = 1
+
+
+class Interrupted(TrainingStopped):
+    """SIGINT or SIGTERM arrived; a checkpoint was saved. Exit code 128 + signal (130, 143)."""
+
+    def __init__(self, signum: int, checkpoint) -> None:
+        super().__init__(f"stopped by signal {signum}; resume with: python train.py -r {checkpoint}")
+        self.exit_code = 128 + signum
+
+
+class NonFiniteLoss(TrainingStopped):
+    """The loss became NaN or infinite; the step was not applied. Exit code 3."""
+
+    exit_code = 3

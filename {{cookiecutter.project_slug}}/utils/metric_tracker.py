@@ -25,6 +25,14 @@ class MetricTracker:
         self._sums[key] = self._sums[key] + value * n
         self._counts[key] += n
 
+    def state_dict(self) -> dict:
+        """Sums and counts so far (tensors and ints), to be saved in a mid-epoch checkpoint."""
+        return {"sums": {k: torch.as_tensor(v).cpu() for k, v in self._sums.items()}, "counts": dict(self._counts)}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self._sums = {k: v.to(device) for k, v in state["sums"].items()}
+        self._counts = dict(state["counts"])
+
     def result(self) -> dict[str, float]:
         """The sample-weighted mean of every key that received at least one update."""
         keys = [key for key in self._keys if self._counts[key] > 0]
