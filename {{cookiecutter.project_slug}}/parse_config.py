@@ -20,6 +20,8 @@ import model.loss as module_loss
 import model.metric as module_metric
 import model.model as module_arch
 from base import BaseDataLoader, BaseModel
+from logger import attach_log_file
+from utils.checkpoint import find_latest, load_checkpoint, run_checkpoints
 from utils.config_schema import check_config, did_you_mean
 from utils.errors import ConfigError
 
@@ -187,6 +189,42 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"error: {message} (see --help)\n")
+
+
+def from_args(args) -> tuple["ConfigParser", Path | None, dict | None]:
+    """The validated config for train.py's options, and the checkpoint to resume from (path, content).
+
+    The config comes from -c, else from the checkpoint given to -r; --lr, --bs and --set apply on top.
+    """
+    if args.config is None and args.resume in (None, "auto"):
+        raise ConfigError("nothing to train: pass a config with -c config.json (--resume auto needs it too)")
+    path = Path(args.resume) if args.resume not in (None, "auto") else None
+    checkpoint = load_checkpoint(path) if path else None
+    config = load_config(args.config) if args.config else checkpoint["config"]
+    if getattr(args, "lr", None) is not None:
+        set_by_path(config, f"optimizer.args.lr={args.lr!r}")
+    if getattr(args, "bs", None) is not None:
+        set_by_path(config, f"data_loader.args.batch_size={args.bs}")
+    for assignment in args.set:
+        set_by_path(config, assignment)
+    parsed = ConfigParser(config)
+    if args.resume == "auto":
+        path, checkpoint = find_latest(Path(config["trainer"]["save_dir"]) / config["name"])
+        print(f"Resuming from {path} (the most trained checkpoint of the newest run)")
+    return parsed, path, checkpoint
+
+
+def open_run_dir(config: dict, resume_path: Path | None) -> Path:
+    """The resumed run's folder, or a new one: also when resuming from a checkpoint that is not
+    the run's latest, since continuing there would overwrite the later checkpoints."""
+    if resume_path is not None and run_checkpoints(resume_path.parent)[-1:] == [resume_path]:
+        run_dir = resume_path.parent
+    else:
+        run_dir = create_run_dir(config)
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    attach_log_file(run_dir / "train.log")
+    logger.info("Run folder: %s%s", run_dir, f" (continuing from {resume_path})" if resume_path else "")
+    return run_dir
 
 
 def arg_parser(doc: str) -> OneLineArgumentParser:

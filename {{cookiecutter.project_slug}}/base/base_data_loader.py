@@ -13,6 +13,10 @@ class BaseDataLoader:
     the batches the interrupted one would have seen. A `TensorDataset` is batched by indexing
     its tensors directly (no per-sample Python work); any other dataset goes through
     `torch.utils.data.DataLoader` with the same batches, so `num_workers` applies to it.
+
+    Under torchrun, `shard` gives each process its part of every global batch of
+    `batch_size * world_size` samples, like `DistributedSampler` with `set_epoch`: the epoch's
+    data position is then a sample count that stays valid if the number of processes changes.
     """
 
     def __init__(
@@ -35,7 +39,8 @@ class BaseDataLoader:
         self.num_workers = num_workers
         self.seed = seed
         self.epoch = 1
-        self.skip = 0
+        self.skip_samples = 0
+        self.rank, self.world_size, self.pad = 0, 1, True
         indices = torch.arange(len(dataset)) if indices is None else indices
         self.indices, self.valid_indices = self._split(indices, validation_split)
 
@@ -52,28 +57,43 @@ class BaseDataLoader:
         """A loader over the held-out samples, in a fixed order; None without a validation split."""
         if len(self.valid_indices) == 0:
             return None
-        return BaseDataLoader(
+        loader = BaseDataLoader(
             self.dataset, self.batch_size, False, 0.0, self.num_workers, self.seed, self.valid_indices
         )
+        loader.shard(self.rank, self.world_size, pad=False)  # evaluation must not count samples twice
+        return loader
 
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        """Select the batch order of `epoch`, leaving out its first `skip` batches (resume)."""
+    def set_epoch(self, epoch: int, skip_samples: int = 0) -> None:
+        """Select the batch order of `epoch`, leaving out its first `skip_samples` (resume)."""
         self.epoch = epoch
-        self.skip = skip
+        self.skip_samples = skip_samples
+
+    def shard(self, rank: int, world_size: int, pad: bool = True) -> None:
+        """Yield only process `rank`'s share; `pad` repeats a few samples so that every process
+        gets the same number of batches (as DDP training requires)."""
+        self.rank, self.world_size, self.pad = rank, world_size, pad
 
     @property
     def num_samples(self) -> int:
         return len(self.indices)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.indices) / self.batch_size) - self.skip
+        return math.ceil(max(len(self.indices) - self.skip_samples, 0) / (self.batch_size * self.world_size))
 
     def _batches(self) -> list[torch.Tensor]:
         order = self.indices
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = order[torch.randperm(len(order), generator=generator)]
-        return list(order.split(self.batch_size))[self.skip :]
+        order = order[self.skip_samples :]
+        if self.world_size == 1:
+            return list(order.split(self.batch_size))
+        if self.pad and len(order) % self.world_size:
+            order = torch.cat([order, order[: self.world_size - len(order) % self.world_size]])
+        shares = (
+            chunk.tensor_split(self.world_size)[self.rank] for chunk in order.split(self.batch_size * self.world_size)
+        )
+        return [share for share in shares if len(share)]
 
     def __iter__(self):
         batches = self._batches()

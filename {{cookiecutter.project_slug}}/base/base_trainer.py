@@ -1,71 +1,90 @@
 """The epoch loop shared by all trainers: monitoring, early stopping, checkpoints and resume."""
 
+import contextlib
 import logging
 import math
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from logger import TensorboardWriter
-from utils import MetricTracker
+from utils import MetricTracker, distributed
 from utils.checkpoint import checkpoint_name, load_model_state, prune_checkpoints, save_checkpoint, sweep_temp_files
-from utils.errors import Interrupted, NonFiniteLoss
+from utils.errors import ConfigError, Interrupted, NonFiniteLoss
 from utils.stop_signal import StopSignal
 
 logger = logging.getLogger(__name__)
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class BaseTrainer:
     """Runs `_train_epoch` for each epoch and decides what to keep; subclasses do the steps.
 
-    A subclass calls `self._after_step(loss)` after each optimizer step, so that a stop request
+    `self.model` is the plain model (saved and evaluated); `self.train_model` is what the
+    training step calls: the same model, wrapped for DDP and/or compiled when configured.
+    A subclass calls `self._after_step` after each optimizer step, so that a stop request
     (SIGINT/SIGTERM) is honoured at the next step boundary with a checkpoint that resumes exactly.
     """
 
     def __init__(self, model, criterion, metric_fns, optimizer, config: dict, device, lr_scheduler=None) -> None:
-        self.model = model
-        self.criterion = criterion
-        self.metric_fns = metric_fns
-        self.optimizer = optimizer
-        self.lr_scheduler = lr_scheduler
-        self.config = config
-        self.device = device
+        self.model, self.criterion, self.metric_fns = model, criterion, metric_fns
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
+        self.config, self.device = config, device
         settings = config["trainer"]
         self.epochs = settings["epochs"]
         self.save_period = settings.get("save_period", 1)
         self.keep_last = settings.get("keep_last", 3)
         self.early_stop = settings.get("early_stop", 0)
         self.tensorboard = settings.get("tensorboard", False)
+        self.accumulate = settings.get("accumulate", 1)
+        self.clip_grad_norm = settings.get("clip_grad_norm")
+        self.amp_dtype = AMP_DTYPES.get(settings.get("amp", "off"))
+        if self.amp_dtype is torch.float16 and device.type != "cuda":
+            raise ConfigError(f"config key 'trainer.amp': fp16 needs a CUDA device, this run uses {device}; use bf16")
+        # fp16 needs loss scaling against underflow; disabled, the scaler passes everything through.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype is torch.float16)
         self.monitor = settings.get("monitor", "off")
         self.mnt_mode, _, self.mnt_metric = self.monitor.partition(" ")
         self.mnt_best = {"min": math.inf, "max": -math.inf}.get(self.mnt_mode, math.nan)
         self.not_improved_count = 0
-        self.start_epoch = 1
-        self.global_step = 0
-        self.batches_done = 0  # in the current epoch; non-zero at start only after a mid-epoch resume
-        self.train_metrics = MetricTracker("loss", *(fn.__name__ for fn in metric_fns))
+        self.start_epoch, self.global_step = 1, 0
+        self.samples_done = 0  # in the current epoch, over all processes; non-zero after a mid-epoch resume
+        self.batches_done = 0
+        self.train_metrics = MetricTracker("loss", *(fn.__name__ for fn in metric_fns), "grad_norm")
         self.stop = StopSignal()
+        self._first_bad_step = torch.zeros((), dtype=torch.long, device=device)
+        self.train_model = model
+        if distributed.world_size() > 1:
+            self.train_model = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        if settings.get("compile", False):
+            self.train_model = torch.compile(self.train_model)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         """Train one epoch (and validate); return the epoch's averaged losses and metrics."""
         raise NotImplementedError
 
-    def train(self, run_dir: Path) -> dict[str, float]:
+    def train(self, run_dir: Path | None) -> dict[str, float]:
         """Train from `start_epoch` to the last epoch, or until early stopping; return the last log.
 
-        Raises `Interrupted` after saving when a stop signal arrives, and `NonFiniteLoss` (saving
+        `run_dir` is None in all processes but the main one, which alone writes files. Raises
+        `Interrupted` after saving when a stop signal arrives, and `NonFiniteLoss` (saving
         nothing) when the loss is NaN or infinite.
         """
-        self.run_dir = Path(run_dir)
-        for path in sweep_temp_files(self.run_dir):
-            logger.warning("Removed %s, left by a run killed while saving", path.name)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None:
+            for path in sweep_temp_files(self.run_dir):
+                logger.warning("Removed %s, left by a run killed while saving", path.name)
         self.log_steps = logger.isEnabledFor(logging.DEBUG)  # per-step losses cost a device sync
-        writer = TensorboardWriter(self.run_dir, self.tensorboard, first_step=self.start_epoch)
+        writer = TensorboardWriter(self.run_dir, self.tensorboard and self.run_dir is not None, self.start_epoch)
         log: dict[str, float] = {}
         try:
             with self.stop:
                 for epoch in range(self.start_epoch, self.epochs + 1):
                     log = {**self._train_epoch(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
+                    self.raise_if_loss_was_bad()
                     self._step_scheduler(log)
                     writer.add_scalars(log, epoch)
                     logger.info(
@@ -73,6 +92,7 @@ class BaseTrainer:
                     )
                     if self._end_of_epoch(epoch, log):
                         break
+            distributed.barrier()  # the others wait for the main process to finish saving
         finally:
             writer.close()
         return log
@@ -81,35 +101,74 @@ class BaseTrainer:
         """Save what the policy asks for; return True when training should stop early."""
         improved = self._update_monitor(log)
         stop = self.early_stop > 0 and self.not_improved_count >= self.early_stop
-        if epoch % self.save_period == 0 or epoch == self.epochs or stop or self.stop.received:
+        interrupted = distributed.any_process(self.stop.received is not None, self.device)
+        if epoch % self.save_period == 0 or epoch == self.epochs or stop or interrupted:
             self._save_checkpoint(epoch, checkpoint_name(epoch))
-            prune_checkpoints(self.run_dir, self.keep_last)
         if improved:
             self._save_checkpoint(epoch, "model_best.pth")
-        if self.stop.received:
-            raise Interrupted(self.stop.received, self.run_dir / checkpoint_name(epoch))
+        if interrupted:
+            self._interrupt(checkpoint_name(epoch))
         if stop:
             logger.info("%s has not improved for %d epochs: stopping early", self.mnt_metric, self.early_stop)
         return stop
 
-    def _after_step(self, epoch: int, loss: torch.Tensor) -> None:
+    def autocast(self):
+        """Mixed precision for the forward pass and loss, when `trainer.amp` asks for it."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def no_sync(self, last_micro_batch: bool):
+        """Skip DDP's gradient all-reduce on all but the last micro-batch of an accumulation."""
+        if last_micro_batch or not isinstance(self.train_model, DistributedDataParallel):
+            return contextlib.nullcontext()
+        return self.train_model.no_sync()
+
+    def clip_gradients(self) -> None:
+        if self.clip_grad_norm is None:
+            return
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the fp16-scaled ones
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        self.train_metrics.update("grad_norm", norm)
+
+    def check_loss(self, loss: torch.Tensor) -> None:
+        """Stop before a NaN or infinite loss reaches the weights (or any checkpoint).
+
+        On a GPU, checking every step would make the CPU wait for each step to finish, so the
+        first bad step is recorded on the device and checked at the end of the epoch and before
+        every save: the run then stops with the same message, having saved nothing after it.
+        """
+        if self.device.type == "cpu":
+            if not torch.isfinite(loss):
+                self._first_bad_step = torch.tensor(self.global_step + 1)
+                self.raise_if_loss_was_bad()
+            return
+        step = torch.full((), self.global_step + 1, device=self.device)  # no sync: a host-to-device copy
+        bad = ~torch.isfinite(loss.detach()) & (self._first_bad_step == 0)
+        self._first_bad_step = torch.where(bad, step, self._first_bad_step)
+
+    def raise_if_loss_was_bad(self) -> None:
+        step = int(self._first_bad_step)
+        if step:
+            raise NonFiniteLoss(
+                f"loss became NaN or infinite at step {step}; no checkpoint holds weights from that step "
+                "on - lower optimizer.args.lr, set trainer.clip_grad_norm, or check the data"
+            )
+
+    def _after_step(self, epoch: int, batches: int, samples: int, loss: torch.Tensor) -> None:
         self.global_step += 1
-        self.batches_done += 1
+        self.batches_done += batches
+        self.samples_done += samples
         if self.log_steps:
             logger.debug("step %d loss %.8g", self.global_step, loss.item())
-        if self.stop.received:
+        if distributed.any_process(self.stop.received is not None, self.device):
             name = checkpoint_name(epoch, self.batches_done)
             self._save_checkpoint(epoch - 1, name)
-            prune_checkpoints(self.run_dir, self.keep_last)
-            raise Interrupted(self.stop.received, self.run_dir / name)
+            self._interrupt(name)
 
-    def _check_loss(self, loss: torch.Tensor) -> None:
-        """Stop before a NaN or infinite loss can reach the weights (or any checkpoint)."""
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(
-                f"loss is {loss.item()} at step {self.global_step + 1}; the step was not applied and no "
-                "checkpoint holds its result - lower optimizer.args.lr or check the data"
-            )
+    def _interrupt(self, name: str):
+        distributed.barrier()  # no process may exit while the main one is still saving
+        raise Interrupted(self.stop.received or 15, self.run_dir / name if self.run_dir else name)
 
     def _step_scheduler(self, log: dict[str, float]) -> None:
         if self.lr_scheduler is None:
@@ -127,14 +186,16 @@ class BaseTrainer:
         value = log[self.mnt_metric]
         better = value < self.mnt_best if self.mnt_mode == "min" else value > self.mnt_best
         if math.isfinite(value) and better:
-            self.mnt_best = value
-            self.not_improved_count = 0
+            self.mnt_best, self.not_improved_count = value, 0
             return True
         self.not_improved_count += 1
         return False
 
     def _save_checkpoint(self, epochs_done: int, name: str) -> None:
-        """Save everything that shapes the rest of the run (`epochs_done` complete epochs)."""
+        """Save everything that shapes the rest of the run (main process only)."""
+        self.raise_if_loss_was_bad()
+        if self.run_dir is None:
+            return
         state_dict = self.model.state_dict()
         if not all(t.isfinite().all() for t in state_dict.values() if t.is_floating_point()):
             raise NonFiniteLoss(f"the weights hold NaN or infinite values; {name} was not saved")
@@ -142,11 +203,14 @@ class BaseTrainer:
         state = {
             "arch": type(self.model).__name__,
             "epoch": epochs_done,
+            "samples_done": self.samples_done,
             "batches_done": self.batches_done,
             "global_step": self.global_step,
+            "world_size": distributed.world_size(),
             "state_dict": state_dict,
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler else None,
+            "grad_scaler": self.scaler.state_dict(),
             "monitor": self.monitor,
             "monitor_best": self.mnt_best,
             "not_improved_count": self.not_improved_count,
@@ -155,6 +219,7 @@ class BaseTrainer:
             "config": self.config,
         }
         save_checkpoint(state, self.run_dir / name)
+        prune_checkpoints(self.run_dir, self.keep_last)
         logger.info("Saved %s", self.run_dir / name)
 
     def resume(self, checkpoint: dict) -> None:
@@ -166,19 +231,18 @@ class BaseTrainer:
                 logger.warning("Not restoring '%s': the checkpoint used %s", key, saved_type)
             else:
                 target.load_state_dict(checkpoint[key])
-        self.start_epoch = checkpoint["epoch"] + 1
-        self.batches_done = checkpoint["batches_done"]
-        self.global_step = checkpoint["global_step"]
-        if self.batches_done and checkpoint["config"]["metrics"] == self.config["metrics"]:
-            self.train_metrics.load_state_dict(checkpoint["train_metrics"], self.device)
+        if self.scaler.is_enabled() and checkpoint["grad_scaler"]:
+            self.scaler.load_state_dict(checkpoint["grad_scaler"])
+        self.start_epoch, self.global_step = checkpoint["epoch"] + 1, checkpoint["global_step"]
+        self.samples_done = checkpoint["samples_done"]
+        if self.samples_done:
+            self.batches_done = checkpoint["batches_done"] * checkpoint["world_size"] // distributed.world_size()
+            if checkpoint["config"]["metrics"] == self.config["metrics"]:
+                self.train_metrics.load_state_dict(checkpoint["train_metrics"], self.device)
         if checkpoint["monitor"] == self.monitor:  # a changed monitor starts its tracking afresh
-            self.mnt_best = checkpoint["monitor_best"]
-            self.not_improved_count = checkpoint["not_improved_count"]
+            self.mnt_best, self.not_improved_count = checkpoint["monitor_best"], checkpoint["not_improved_count"]
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if self.device.type == "cuda" and len(checkpoint["rng"]["cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
-        if self.batches_done:
-            where = f"{self.batches_done} batches into epoch {self.start_epoch}"
-        else:
-            where = f"after epoch {checkpoint['epoch']}"
-        logger.info("Resumed %s (step %d)", where, self.global_step)
+        where = f"{self.samples_done} samples into epoch {self.start_epoch}" if self.samples_done else ""
+        logger.info("Resumed %s (step %d)", where or f"after epoch {checkpoint['epoch']}", self.global_step)

@@ -52,7 +52,7 @@ def test_batch_order_depends_only_on_seed_and_epoch():
     assert all(torch.equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
     b.set_epoch(3)
     assert not all(torch.equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
-    b.set_epoch(2, skip=4)
+    b.set_epoch(2, skip_samples=4 * 32)
     assert [y[1].tolist() for y in b] == [x[1].tolist() for x in list(a)[4:]]
 
 

@@ -60,7 +60,7 @@ def test_signal_mid_epoch_saves_and_resumes_exactly(tmp_path, uninterrupted, sig
     (checkpoint,) = tmp_path.glob("*/*/checkpoint-epoch2-batch*.pth")
     resumed = run_script("train.py", "-r", str(checkpoint))
     assert resumed.returncode == 0, resumed.stderr
-    assert "batches into epoch 2" in resumed.stdout
+    assert "samples into epoch 2" in resumed.stdout
     assert_same_weights(final_state(tmp_path), reference)
     losses = {**step_losses("".join(before) + rest), **step_losses(resumed.stdout)}
     assert losses == reference_losses
@@ -115,7 +115,7 @@ def test_non_finite_loss_stops_with_exit_3_and_saves_nothing(tmp_path):
     """A diverging run stops at the first NaN/inf loss with one line and exit code 3."""
     result = run_script(*train_args(tmp_path), "--set", "optimizer.args.lr=1e30", "--set", "trainer.verbosity=1")
     assert result.returncode == 3
-    assert result.stderr.startswith("error: loss is nan at step ") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: loss became NaN or infinite at step ") and result.stderr.count("\n") == 1
     assert not list(tmp_path.glob("*/*/*.pth"))
 
 

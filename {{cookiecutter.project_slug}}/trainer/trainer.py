@@ -7,7 +7,7 @@ import torch
 from tqdm import tqdm
 
 from base import BaseTrainer
-from utils import MetricTracker
+from utils import MetricTracker, distributed
 
 
 class Trainer(BaseTrainer):
@@ -21,25 +21,35 @@ class Trainer(BaseTrainer):
         self.data_loader = data_loader
         self.valid_data_loader = valid_data_loader
         self.limit_batches = limit_batches
+        for loader in (data_loader, valid_data_loader):
+            if loader is not None and distributed.world_size() > 1:
+                loader.shard(distributed.rank(), distributed.world_size(), pad=loader is data_loader)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        self.model.train()
-        if self.batches_done == 0:  # otherwise resuming mid-epoch: keep the restored sums
+        self.train_model.train()
+        if self.samples_done == 0:  # otherwise resuming mid-epoch: keep the restored sums
             self.train_metrics.reset()
-        self.data_loader.set_epoch(epoch, skip=self.batches_done)
-        for data, target in progress(self.data_loader, f"epoch {epoch}", self.limit_batches):
-            data, target = data.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
-
+        self.data_loader.set_epoch(epoch, skip_samples=self.samples_done)
+        global_batch = self.data_loader.batch_size * distributed.world_size()
+        batches = progress(self.data_loader, f"epoch {epoch}", self.limit_batches)
+        for group in accumulation_groups(batches, self.accumulate):
+            group_size = sum(target.shape[0] for _, target in group)
+            for i, (data, target) in enumerate(group):
+                data, target = data.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
+                with self.no_sync(last_micro_batch=i == len(group) - 1):
+                    with self.autocast():
+                        output = self.train_model(data)
+                        loss = self.criterion(output, target)
+                    self.check_loss(loss)
+                    # Weighting by sample share makes N micro-batches equal one batch of their union.
+                    self.scaler.scale(loss * (target.shape[0] / group_size)).backward()
+                update_metrics(self.train_metrics, loss, output, target, self.metric_fns)
+            self.clip_gradients()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
-            output = self.model(data)
-            loss = self.criterion(output, target)
-            self._check_loss(loss)
-            loss.backward()
-            self.optimizer.step()
-
-            update_metrics(self.train_metrics, loss, output, target, self.metric_fns)
-            self._after_step(epoch, loss)
-        self.batches_done = 0
+            self._after_step(epoch, len(group), len(group) * global_batch, loss)
+        self.samples_done = self.batches_done = 0
         log = self.train_metrics.result()
         if self.valid_data_loader is not None:
             valid_log = evaluate(
@@ -47,6 +57,18 @@ class Trainer(BaseTrainer):
             )
             log.update({f"val_{key}": value for key, value in valid_log.items()})
         return log
+
+
+def accumulation_groups(batches, size: int):
+    """Consecutive lists of `size` batches (the last may be shorter): one optimizer step each."""
+    group = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def update_metrics(metrics: MetricTracker, loss, output, target, metric_fns) -> None:
@@ -60,7 +82,7 @@ def update_metrics(metrics: MetricTracker, loss, output, target, metric_fns) -> 
 
 @torch.no_grad()
 def evaluate(model, loader, criterion, metric_fns, device, limit_batches: int | None = None) -> dict[str, float]:
-    """Average loss and metrics of `model` over `loader`, weighted by sample count."""
+    """Average loss and metrics of `model` over `loader`, weighted by sample count (all processes)."""
     model.eval()
     metrics = MetricTracker("loss", *(fn.__name__ for fn in metric_fns))
     for data, target in progress(loader, "evaluate", limit_batches):
@@ -74,6 +96,6 @@ def progress(loader, desc: str, limit: int | None = None):
     """Iterate `loader` (at most `limit` batches), with a progress bar when stderr is a terminal."""
     total = len(loader) if limit is None else min(limit, len(loader))
     batches = loader if limit is None else itertools.islice(loader, limit)
-    if not sys.stderr.isatty():
+    if not sys.stderr.isatty() or not distributed.is_main():
         return batches
     return tqdm(batches, total=total, desc=desc, leave=False, dynamic_ncols=True)

@@ -61,6 +61,14 @@ TRAINER = {
     "monitor": (lambda v: isinstance(v, str), '"off", or "min <metric>" / "max <metric>"', False),
     "early_stop": (*_int(0), False),
     "tensorboard": (*_BOOL, False),
+    "amp": (lambda v: v in ("off", "bf16", "fp16"), '"off", "bf16" or "fp16"', False),
+    "accumulate": (*_int(1), False),
+    "clip_grad_norm": (
+        lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf),
+        "null or a number > 0",
+        False,
+    ),
+    "compile": (*_BOOL, False),
 }
 DATA_LOADER_ARGS = {
     "batch_size": (*_int(1), False),

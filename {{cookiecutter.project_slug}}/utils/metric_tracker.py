@@ -2,12 +2,15 @@
 
 import torch
 
+from utils import distributed
+
 
 class MetricTracker:
     """Accumulates sums on the metrics' own device and reads them back once, in `result()`.
 
     Calling `.item()` on every batch would stall a GPU at each step; here the only host-device
-    synchronisation happens when the epoch's averages are requested.
+    synchronisation happens when the averages are requested. Under torchrun, sums and counts are
+    added up over all processes first, so every process reports the same global averages.
     """
 
     def __init__(self, *keys: str) -> None:
@@ -35,10 +38,10 @@ class MetricTracker:
 
     def result(self) -> dict[str, float]:
         """The sample-weighted mean of every key that received at least one update."""
-        keys = [key for key in self._keys if self._counts[key] > 0]
-        if not keys:
-            return {}
-        sums = [self._sums[key] for key in keys]
+        sums = [self._sums[key] for key in self._keys]
         device = next((s.device for s in sums if isinstance(s, torch.Tensor)), "cpu")
-        stacked = torch.stack([torch.as_tensor(s, dtype=torch.float64, device=device) for s in sums])
-        return {key: total / self._counts[key] for key, total in zip(keys, stacked.tolist(), strict=True)}
+        values = [torch.as_tensor(s, dtype=torch.float64, device=device) for s in sums]
+        counts = torch.tensor([float(self._counts[key]) for key in self._keys], dtype=torch.float64)
+        totals = distributed.all_reduce_sum(torch.cat([torch.stack(values), counts.to(device)])).tolist()
+        n = len(self._keys)
+        return {key: totals[i] / totals[n + i] for i, key in enumerate(self._keys) if totals[n + i] > 0}

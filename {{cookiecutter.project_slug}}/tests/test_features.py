@@ -1,0 +1,120 @@
+"""Mixed precision, gradient accumulation, clipping, torch.compile and multi-process DDP."""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from data_loader.data_loaders import DigitsDataLoader
+from model.loss import cross_entropy
+from model.metric import accuracy
+from tests.helpers import PROJECT_DIR, run_script
+from trainer import Trainer
+
+CONFIG = json.loads((PROJECT_DIR / "config.json").read_text(encoding="utf-8"))
+
+
+def tiny_trainer(tmp_path, model=None, batch_size=64, **trainer_settings):
+    """A real Trainer on the bundled data with a small model without dropout or batch norm."""
+    torch.manual_seed(0)
+    config = copy.deepcopy(CONFIG)
+    config["trainer"].update(epochs=1, save_dir=str(tmp_path), tensorboard=False, **trainer_settings)
+    model = model or nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    loader = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=batch_size, validation_split=0.1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return Trainer(
+        model,
+        cross_entropy,
+        [accuracy],
+        optimizer,
+        config,
+        torch.device("cpu"),
+        data_loader=loader,
+        valid_data_loader=loader.split_validation(),
+    )
+
+
+def test_accumulating_two_half_batches_equals_one_full_batch(tmp_path):
+    """accumulate=2 with batch 32 takes the same optimizer steps as batch 64."""
+    full = tiny_trainer(tmp_path / "a", batch_size=64)
+    halves = tiny_trainer(tmp_path / "b", batch_size=32, accumulate=2)
+    full.train(tmp_path)
+    halves.train(tmp_path)
+    assert full.global_step == halves.global_step
+    for a, b in zip(full.model.parameters(), halves.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_clipping_bounds_the_gradient_norm_and_logs_it(tmp_path):
+    """With trainer.clip_grad_norm, each step uses gradients of at most that norm."""
+    trainer = tiny_trainer(tmp_path, clip_grad_norm=0.05)
+    norms = []
+    real_step = trainer.optimizer.step
+
+    def step_recording_norm(*args, **kwargs):
+        norms.append(torch.nn.utils.get_total_norm([p.grad for p in trainer.model.parameters()]).item())
+        return real_step(*args, **kwargs)
+
+    trainer.optimizer.step = step_recording_norm
+    log = trainer.train(tmp_path)
+    assert norms and max(norms) <= 0.05 * 1.0001
+    assert log["grad_norm"] > 0.05  # the logged norm is the one before clipping
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tmp_path, quick_run):
+    """trainer.amp=bf16 runs the forward pass in bfloat16 and still learns."""
+    result = run_script("train.py", *quick_run, "--set", "trainer.epochs=2", "--set", "trainer.amp=bf16")
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.split("val_accuracy ")[-1].split()[0]) > 0.9
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is allowed with CUDA")
+def test_fp16_without_cuda_is_a_config_error(tmp_path, quick_run):
+    result = run_script("train.py", *quick_run, "--set", "trainer.amp=fp16")
+    assert result.returncode == 2
+    assert "config key 'trainer.amp': fp16 needs a CUDA device" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_compiled_model_trains_and_saves_plain_weights(tmp_path):
+    """trainer.compile=true trains through torch.compile; checkpoints hold the plain model's keys."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("torch.compile on the CPU needs a C compiler")
+    trainer = tiny_trainer(tmp_path, compile=True, save_period=1)
+    log = trainer.train(tmp_path)
+    assert log["loss"] > 0 and trainer.train_model is not trainer.model
+    saved = torch.load(tmp_path / "checkpoint-epoch1.pth", weights_only=True)
+    assert set(saved["state_dict"]) == set(trainer.model.state_dict())
+
+
+def torchrun(*args, nproc=2):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
+    return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
+def test_two_process_ddp_trains_validates_checkpoints_and_resumes(tmp_path, quick_run):
+    """torchrun with 2 CPU processes (gloo): one run folder, global metrics, plain checkpoints, and
+    resume both in 2 processes and in 1 (a different world size)."""
+    result = torchrun("train.py", *quick_run, "--set", "trainer.epochs=2", "--set", "trainer.save_period=1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = [p for p in tmp_path.glob("*/*") if p.is_dir()]
+    assert result.stdout.count("epoch 2/2") == 1, "only the main process logs"
+    assert "val_accuracy" in result.stdout
+    checkpoint = torch.load(run / "checkpoint-epoch2.pth", weights_only=True)
+    assert checkpoint["world_size"] == 2
+    assert not any(key.startswith("module.") for key in checkpoint["state_dict"])
+    assert checkpoint["global_step"] == 2 * 11  # 1,293 training samples in global batches of 2 x 64
+    resumed = torchrun("train.py", "-r", str(run / "checkpoint-epoch2.pth"), "--set", "trainer.epochs=3")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "epoch 3/3" in resumed.stdout
+    single = run_script("train.py", "-r", str(run / "checkpoint-epoch3.pth"), "--set", "trainer.epochs=4")
+    assert single.returncode == 0, single.stderr
+    assert torch.load(run / "checkpoint-epoch4.pth", weights_only=True)["global_step"] == 33 + 21
