@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_digits
 
-TARGET = Path(__file__).resolve().parents[1] / "{{cookiecutter.project_slug}}" / "data" / "digits.npz"
+TARGET = Path(__file__).resolve().parents[1] / "{{cookiecutter.__project_dir}}" / "data" / "digits.npz"
 TEST_PER_CLASS = 36  # 360 test images, 1437 for training and validation
 
 

@@ -23,9 +23,13 @@ class MetricTracker:
 
     def update(self, key: str, value: torch.Tensor | float, n: int = 1) -> None:
         """Add a batch mean `value` that was computed over `n` samples."""
-        if isinstance(value, torch.Tensor):
-            value = value.detach()
-        self._sums[key] = self._sums[key] + value * n
+        total = self._sums[key]
+        if isinstance(total, torch.Tensor):
+            total.add_(value.detach() if isinstance(value, torch.Tensor) else value, alpha=n)
+        elif isinstance(value, torch.Tensor):
+            self._sums[key] = value.detach().float() * n  # a new tensor, safe to update in place from now on
+        else:
+            self._sums[key] = total + value * n
         self._counts[key] += n
 
     def state_dict(self) -> dict:

@@ -10,7 +10,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from logger import TensorboardWriter
 from utils import MetricTracker, distributed
-from utils.checkpoint import checkpoint_name, load_model_state, prune_checkpoints, save_checkpoint, sweep_temp_files
+from utils.checkpoint import checkpoint_name, load_model_state, sweep_temp_files
+from utils.checkpoint_writer import CheckpointWriter
 from utils.errors import ConfigError, Interrupted, NonFiniteLoss
 from utils.stop_signal import StopSignal
 
@@ -34,7 +35,7 @@ class BaseTrainer:
         settings = config["trainer"]
         self.epochs = settings["epochs"]
         self.save_period = settings.get("save_period", 1)
-        self.keep_last = settings.get("keep_last", 3)
+        self.checkpoints = CheckpointWriter(keep_last=settings.get("keep_last", 3))
         self.early_stop = settings.get("early_stop", 0)
         self.tensorboard = settings.get("tensorboard", False)
         self.accumulate = settings.get("accumulate", 1)
@@ -92,9 +93,11 @@ class BaseTrainer:
                     )
                     if self._end_of_epoch(epoch, log):
                         break
+            self.checkpoints.wait()
             distributed.barrier()  # the others wait for the main process to finish saving
         finally:
             writer.close()
+            self.checkpoints.wait()
         return log
 
     def _end_of_epoch(self, epoch: int, log: dict[str, float]) -> bool:
@@ -139,7 +142,7 @@ class BaseTrainer:
         every save: the run then stops with the same message, having saved nothing after it.
         """
         if self.device.type == "cpu":
-            if not torch.isfinite(loss):
+            if not math.isfinite(loss.item()):
                 self._first_bad_step = torch.tensor(self.global_step + 1)
                 self.raise_if_loss_was_bad()
             return
@@ -167,6 +170,7 @@ class BaseTrainer:
             self._interrupt(name)
 
     def _interrupt(self, name: str):
+        self.checkpoints.wait()
         distributed.barrier()  # no process may exit while the main one is still saving
         raise Interrupted(self.stop.received or 15, self.run_dir / name if self.run_dir else name)
 
@@ -218,9 +222,7 @@ class BaseTrainer:
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else []},
             "config": self.config,
         }
-        save_checkpoint(state, self.run_dir / name)
-        prune_checkpoints(self.run_dir, self.keep_last)
-        logger.info("Saved %s", self.run_dir / name)
+        self.checkpoints.save(state, self.run_dir / name)
 
     def resume(self, checkpoint: dict) -> None:
         """Restore everything that shapes the rest of the run, so it continues where it stopped."""

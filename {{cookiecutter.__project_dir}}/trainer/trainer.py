@@ -41,8 +41,8 @@ class Trainer(BaseTrainer):
                         output = self.train_model(data)
                         loss = self.criterion(output, target)
                     self.check_loss(loss)
-                    # Weighting by sample share makes N micro-batches equal one batch of their union.
-                    self.scaler.scale(loss * (target.shape[0] / group_size)).backward()
+                    weight = target.shape[0] / group_size  # micro-batches add up to one batch of their union
+                    self.scaler.scale(loss * weight if weight != 1 else loss).backward()
                 update_metrics(self.train_metrics, loss, output, target, self.metric_fns)
             self.clip_gradients()
             self.scaler.step(self.optimizer)

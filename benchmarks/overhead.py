@@ -1,0 +1,174 @@
+"""How much the generated trainer costs over a hand-written PyTorch loop, and how fast things start.
+
+    python benchmarks/overhead.py                 # everything, about 3 minutes on 2 CPU cores
+    python benchmarks/overhead.py --only trainer  # just the trainer-vs-raw-loop ratios
+
+The generated project is baked into a temporary folder (hooks off) and imported from there. For
+each model, the generated trainer (default logging: TensorBoard on, a checkpoint every epoch,
+validation every epoch) and a hand-written loop (the five lines, plus the loss/accuracy sums and the
+validation pass any real loop needs) train the same model on the same data with the same batch size
+for the same number of steps, in alternation, `--repeats` times each; the ratio of the medians is
+printed. Torch runs on one thread: on a small machine the default thread count makes timings swing.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+
+def bake(output_dir: Path, smoke: bool) -> Path:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if not smoke:
+        env["PYTORCH_TEMPLATE_SKIP_SMOKE"] = "1"
+    subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output_dir), str(TEMPLATE)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    return output_dir / "my_project"
+
+
+def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def trainer_vs_raw(project: Path, repeats: int, epochs: int) -> list[tuple[str, float, float]]:
+    sys.path.insert(0, str(project))
+    os.chdir(project)
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    import model.model as module_arch
+    import train
+    from base import BaseModel
+    from parse_config import ConfigParser
+
+    torch.set_num_threads(1)
+
+    class TinyMLP(BaseModel):
+        """Two small linear layers: per-step overhead dominates its training time."""
+
+        def __init__(self, hidden: int = 32) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+        def forward(self, x):
+            return self.net(x)
+
+    module_arch.TinyMLP = TinyMLP  # make it nameable in the config, like a user's own model
+    base_config = json.loads(Path("config.json").read_text())
+    results = []
+    for name, arch in [("DigitsCNN", base_config["arch"]), ("TinyMLP", {"type": "TinyMLP", "args": {}})]:
+        times = {"trainer": [], "raw": []}
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                config = json.loads(json.dumps(base_config))
+                config["arch"] = arch
+                config["metrics"] = ["accuracy"]
+                config["trainer"].update(epochs=epochs, save_period=1, save_dir=tmp, tensorboard=True, verbosity=0)
+                torch.manual_seed(0)
+                parsed = ConfigParser(config)
+                trainer = train.build_trainer(parsed, torch.device("cpu"))
+                run_dir = Path(tmp) / "run"
+                run_dir.mkdir()
+                start = time.perf_counter()
+                trainer.train(run_dir)
+                times["trainer"].append(time.perf_counter() - start)
+
+                torch.manual_seed(0)
+                times["raw"].append(raw_loop(parsed, epochs, torch, F))
+        trainer_median, raw_median = statistics.median(times["trainer"]), statistics.median(times["raw"])
+        results.append((name, trainer_median, raw_median))
+    return results
+
+
+def raw_loop(config, epochs: int, torch, F) -> float:
+    """The hand-written baseline: same model, data, split, batch size, optimizer and scheduler."""
+    loader = config.init_obj("data_loader", seed=config["seed"])
+    images, labels = loader.dataset.tensors
+    model = config.init_obj("arch")
+    optimizer = config.init_obj("optimizer", model.parameters())
+    scheduler = config.init_obj("lr_scheduler", optimizer)
+    batch_size = loader.batch_size
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        generator = torch.Generator().manual_seed(epoch)
+        order = loader.indices[torch.randperm(len(loader.indices), generator=generator)]
+        loss_sum, correct = torch.zeros(()), torch.zeros(())
+        for batch in order.split(batch_size):
+            x, y = images[batch], labels[batch]
+            optimizer.zero_grad()
+            output = model(x)
+            loss = F.cross_entropy(output, y)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (output.argmax(1) == y).sum()
+        model.eval()
+        val_loss, val_correct = torch.zeros(()), torch.zeros(())
+        with torch.no_grad():
+            for batch in loader.valid_indices.split(batch_size):
+                x, y = images[batch], labels[batch]
+                output = model(x)
+                val_loss += F.cross_entropy(output, y) * len(y)
+                val_correct += (output.argmax(1) == y).sum()
+        scheduler.step()
+        _ = (loss_sum.item(), correct.item(), val_loss.item(), val_correct.item())
+    return time.perf_counter() - start
+
+
+def startup(project: Path, repeats: int) -> tuple[float, float]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    help_times, import_times = [], []
+    for _ in range(repeats):
+        help_times.append(timed([sys.executable, "train.py", "--help"], cwd=project, env=env))
+        import_times.append(timed([sys.executable, "-c", "import torch"], env=env))
+    return statistics.median(help_times), statistics.median(import_times)
+
+
+def bake_times(repeats: int) -> tuple[float, float]:
+    without, with_smoke = [], []
+    for _ in range(repeats):
+        for smoke, bucket in ((False, without), (True, with_smoke)):
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                bake(Path(tmp), smoke)
+                bucket.append(time.perf_counter() - start)
+    return statistics.median(without), statistics.median(with_smoke)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per timed run (21 steps each)")
+    parser.add_argument("--only", choices=["trainer", "startup", "bake"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        project = bake(Path(tmp), smoke=False)
+        if args.only in (None, "startup"):
+            help_s, import_s = startup(project, args.repeats)
+            print(f"startup: train.py --help {help_s:.2f} s, python -c 'import torch' {import_s:.2f} s")
+        if args.only in (None, "bake"):
+            plain, smoke = bake_times(max(3, args.repeats // 2))
+            print(f"bake: without smoke run {plain:.2f} s, with smoke run {smoke:.2f} s")
+        if args.only in (None, "trainer"):
+            print(f"trainer vs raw loop, {args.epochs} epochs x 21 steps, batch 64, 1 torch thread, medians:")
+            for name, trainer_s, raw_s in trainer_vs_raw(project, args.repeats, args.epochs):
+                print(f"  {name:10s} trainer {trainer_s:.3f} s  raw {raw_s:.3f} s  ratio {trainer_s / raw_s:.3f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""Check the freshly generated project, then train it for a couple of batches.
+
+Runs on cookiecutter's own interpreter from a rendered temporary copy, in the project root,
+standard library only: it never imports torch. Steps:
+
+1. ``config.json`` is checked with the ``json`` module (syntax, sections, ``type``/``args``).
+2. Smoke run: the project's own ``train.py -c config.json --smoke`` runs in a subprocess on an
+   interpreter that has torch. Skipped when PYTORCH_TEMPLATE_SKIP_SMOKE=1 (works everywhere,
+   cruft included), when the private answer ``_smoke_run`` is false, or, with a notice and exit
+   0, when no interpreter with torch is found. PYTORCH_TEMPLATE_PYTHON names the interpreter.
+3. The project must hold nothing new afterwards: ``__pycache__`` folders the run created are
+   removed, anything else it wrote or changed is an error.
+
+Problems are printed as ``ERROR: <what is wrong> - <how to fix it>`` and the hook exits 1, which
+makes cookiecutter delete the project. The hook is idempotent: no git, no network, no prompts.
+The answers are embedded below only as JSON data; they never become code.
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT_SLUG = json.loads(
+    r"""
+{{ cookiecutter.project_slug | tojson }}
+""".strip()
+)
+SMOKE_RUN_ANSWER = json.loads(
+    r"""
+{{ cookiecutter.get("_smoke_run", none) | tojson }}
+""".strip()
+)
+
+SKIP_ENV = "PYTORCH_TEMPLATE_SKIP_SMOKE"
+PYTHON_ENV = "PYTORCH_TEMPLATE_PYTHON"
+CONFIG_FILE = "config.json"
+TRAIN_SCRIPT = "train.py"
+REQUIRED_SECTIONS = ("name", "arch", "data_loader", "optimizer", "loss", "metrics", "trainer")
+SMOKE_TIMEOUT_S = 300
+PROBE_TIMEOUT_S = 60
+OUTPUT_TAIL_LINES = 40
+SUMMARY_LINES = 8
+KEEP_HINT = (
+    "re-run cookiecutter with --keep-project-on-failure to keep the project and debug it, "
+    f"or set {SKIP_ENV}=1 to skip the smoke run"
+)
+TORCH_PROBE = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('torch') else 1)"
+FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off", ""})
+
+
+class HookError(Exception):
+    """A problem to report as ``ERROR: <what> - <fix>``."""
+
+    def __init__(self, what, fix):
+        super().__init__(f"{what} - {fix}")
+        self.what = what
+        self.fix = fix
+
+
+# --- 1. config.json ------------------------------------------------------------------------
+
+
+def _reject_duplicate_keys(pairs):
+    keys = [key for key, _ in pairs]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate key(s) {', '.join(map(repr, duplicates))}")
+    return dict(pairs)
+
+
+def _type_args_problems(node, where):
+    """Yield 'type must be a string' / 'args must be an object' problems, depth first."""
+    if isinstance(node, dict):
+        if "type" in node and not isinstance(node["type"], str):
+            yield f"{where}.type must be a string, got {json.dumps(node['type'])}"
+        if "args" in node and not isinstance(node["args"], dict):
+            yield f"{where}.args must be an object, got {json.dumps(node['args'])}"
+        for key, value in node.items():
+            yield from _type_args_problems(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _type_args_problems(value, f"{where}[{index}]")
+
+
+def check_config_text(text, name=CONFIG_FILE):
+    """Return the problems with the text of a config file (an empty list when it is fine)."""
+    fix = f"fix {name} in the template"
+    try:
+        config = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except json.JSONDecodeError as err:
+        return [f"{name} is not valid JSON at line {err.lineno}, column {err.colno}: {err.msg} - {fix}"]
+    except ValueError as err:
+        return [f"{name} has a {err} - {fix}"]
+    if not isinstance(config, dict):
+        return [f"{name} must hold a JSON object, got {type(config).__name__} - {fix}"]
+    problems = [
+        f"{name} lacks the section {section!r} - {fix}" for section in REQUIRED_SECTIONS if section not in config
+    ]
+    problems += [f"{name}: {problem} - {fix}" for problem in _type_args_problems(config, "config")]
+    return problems
+
+
+def check_config(project_dir):
+    """Return the problems with ``config.json`` in the project folder."""
+    path = Path(project_dir, CONFIG_FILE)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        return [f"{CONFIG_FILE} cannot be read ({err}) - fix the template"]
+    return check_config_text(text)
+
+
+# --- 2. smoke run ----------------------------------------------------------------------------
+
+
+def is_yes(value, default=True):
+    """Read a yes/no answer that may arrive as a bool or as a word ('False', 'no', '0')."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() not in FALSE_WORDS
+    return bool(value)
+
+
+def skip_reason(environ, smoke_answer):
+    """Return why the smoke run is skipped, or None when it should run."""
+    if is_yes(environ.get(SKIP_ENV), default=False):
+        return f"{SKIP_ENV} is set"
+    if not is_yes(smoke_answer):
+        return "_smoke_run is false"
+    return None
+
+
+def smoke_env(environ):
+    """Return the environment of the subprocesses: no bytecode files, one OpenMP thread."""
+    env = dict(environ)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def has_torch(python, environ):
+    """Return True if ``python`` can find torch (checked in a subprocess, torch not imported)."""
+    try:
+        probe = subprocess.run(
+            [python, "-c", TORCH_PROBE],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=smoke_env(environ),
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+def choose_python(environ, current=sys.executable):
+    """Return the interpreter for the smoke run, or None when no Python with torch is found.
+
+    Order: $PYTORCH_TEMPLATE_PYTHON (must work, else HookError), cookiecutter's own interpreter
+    if it has torch, then ``python3`` and ``python`` on PATH.
+    """
+    named = environ.get(PYTHON_ENV, "")
+    if named:
+        found = named if os.sep in named else shutil.which(named, path=environ.get("PATH"))
+        if found is None or not Path(found).is_file():
+            raise HookError(
+                f"{PYTHON_ENV}={named} is not an existing file",
+                f"set {PYTHON_ENV} to the absolute path of a Python that has torch, or unset it",
+            )
+        if not has_torch(found, environ):
+            raise HookError(
+                f"{PYTHON_ENV}={named} has no torch",
+                f"install torch for it ({named} -m pip install torch) or unset {PYTHON_ENV}",
+            )
+        return found
+    if current:
+        if current == sys.executable:
+            current_has_torch = importlib.util.find_spec("torch") is not None
+        else:
+            current_has_torch = has_torch(current, environ)
+        if current_has_torch:
+            return current
+    # Compare paths as found, not resolved: a venv's python is a symlink to a base interpreter
+    # whose packages differ from the venv's.
+    tried = {os.path.abspath(current)} if current else set()
+    for name in ("python3", "python"):
+        found = shutil.which(name, path=environ.get("PATH"))
+        if found is None or os.path.abspath(found) in tried:
+            continue
+        tried.add(os.path.abspath(found))
+        if has_torch(found, environ):
+            return found
+    return None
+
+
+def tail(text, lines=OUTPUT_TAIL_LINES):
+    """Return the last ``lines`` lines of ``text``."""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def run_smoke(python, project_dir, environ):
+    """Run ``train.py -c config.json --smoke``; return its output, raise HookError on failure."""
+    if not Path(project_dir, TRAIN_SCRIPT).is_file():
+        raise HookError(f"{TRAIN_SCRIPT} is missing from the generated project", "fix the template")
+    command = [python, TRAIN_SCRIPT, "-c", CONFIG_FILE, "--smoke"]
+    try:
+        result = subprocess.run(
+            command,
+            cwd=project_dir,
+            env=smoke_env(environ),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=SMOKE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        output = err.output or ""
+        if isinstance(output, bytes):
+            output = output.decode("utf-8", "replace")
+        print(tail(output), file=sys.stderr)
+        raise HookError(f"smoke training failed: no result after {SMOKE_TIMEOUT_S} s", KEEP_HINT) from None
+    except OSError as err:
+        raise HookError(f"smoke training failed: cannot start {python} ({err})", KEEP_HINT) from None
+    if result.returncode != 0:
+        print(tail(result.stdout), file=sys.stderr)
+        raise HookError(f"smoke training failed (exit status {result.returncode}, output above)", KEEP_HINT)
+    return result.stdout
+
+
+# --- 3. nothing left behind ------------------------------------------------------------------
+
+
+def snapshot(project_dir):
+    """Map every path under the project to (size, mtime) for files and None for folders."""
+    entries = {}
+    for root, dirs, files in os.walk(project_dir):
+        for name in dirs:
+            entries[os.path.relpath(os.path.join(root, name), project_dir)] = None
+        for name in files:
+            path = os.path.join(root, name)
+            stat = os.lstat(path)
+            entries[os.path.relpath(path, project_dir)] = (stat.st_size, stat.st_mtime_ns)
+    return entries
+
+
+def clean_up_after(project_dir, before):
+    """Remove new ``__pycache__`` folders; return the other paths that appeared or changed."""
+    for path in sorted(set(snapshot(project_dir)) - set(before)):
+        if Path(path).name == "__pycache__" and Path(project_dir, path).is_dir():
+            shutil.rmtree(Path(project_dir, path), ignore_errors=True)
+    after = snapshot(project_dir)
+    changed = [path for path in after if path not in before or after[path] != before[path]]
+    changed += [path for path in before if path not in after]
+    return sorted(changed)
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def next_steps(slug):
+    """Return the commands a user runs next."""
+    return "\n".join(
+        [
+            "Next steps:",
+            f"  cd {slug}",
+            "  pip install -r requirements.txt",
+            "  python train.py -c config.json",
+            "  python test.py -r <run folder>/model_best.pth   # train.py prints the run folder",
+            "  python -m pytest",
+        ]
+    )
+
+
+def smoke_check(project_dir, environ, smoke_answer):
+    """Run the smoke check unless skipped; print what happened; raise HookError on failure."""
+    reason = skip_reason(environ, smoke_answer)
+    if reason is not None:
+        print(f"Smoke run skipped ({reason}).")
+        return
+    python = choose_python(environ)
+    if python is None:
+        print(
+            f"Project {PROJECT_SLUG} created. The smoke check was skipped because no Python "
+            "with torch was found (cookiecutter's own interpreter, python3 and python on PATH "
+            f"lack it; {PYTHON_ENV} can name one). Run it later with:\n"
+            f"  cd {PROJECT_SLUG} && pip install -r requirements.txt && "
+            "python train.py -c config.json --smoke"
+        )
+        return
+    before = snapshot(project_dir)
+    started = time.monotonic()
+    try:
+        output = run_smoke(python, project_dir, environ)
+    finally:
+        leftovers = clean_up_after(project_dir, before)
+    if leftovers:
+        raise HookError(
+            f"the smoke run wrote into the project: {', '.join(leftovers[:10])}",
+            "make train.py --smoke write only to a temporary directory",
+        )
+    print(tail(output, SUMMARY_LINES))
+    print(f"Smoke run passed in {time.monotonic() - started:.1f} s with {python}.")
+
+
+def main(project_dir=".", environ=None, smoke_answer=SMOKE_RUN_ANSWER):
+    """Run every step; print problems as ERROR lines and return the exit status."""
+    environ = os.environ if environ is None else environ
+    project_dir = os.path.abspath(project_dir)
+    try:
+        problems = check_config(project_dir)
+        if not problems:
+            smoke_check(project_dir, environ, smoke_answer)
+    except HookError as err:
+        problems = [str(err)]
+    if problems:
+        for problem in problems:
+            print(f"ERROR: {problem}", file=sys.stderr)
+        return 1
+    print(next_steps(PROJECT_SLUG))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Helpers for the template's tests: baking, rendering hooks, listing files, subprocesses."""
+
+import fnmatch
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from cookiecutter.generate import generate_context
+from cookiecutter.prompt import prompt_for_config
+from cookiecutter.utils import create_env_with_context
+
+REPO = Path(__file__).resolve().parents[1]
+# The one folder whose name is a Jinja expression, e.g. "{{cookiecutter.project_slug}}".
+(TEMPLATE,) = [path for path in REPO.iterdir() if path.is_dir() and path.name.startswith("{{")]
+HOOKS = REPO / "hooks"
+SKIP_ENV = "PYTORCH_TEMPLATE_SKIP_SMOKE"
+PYTHON_ENV = "PYTORCH_TEMPLATE_PYTHON"
+# Files a run or a tool leaves behind; none may be shipped in, or appear in, a fresh project.
+JUNK_NAMES = {
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    ".benchmarks",
+    "saved",
+    "runs",
+}
+JUNK_SUFFIXES = {".pyc", ".pyo"}
+
+
+def bake(cookies, **answers):
+    """Bake the template in this repository (whatever the working directory) with answers."""
+    return cookies.bake(extra_context=answers or None, template=str(REPO))
+
+
+def render_context(**answers):
+    """Return the context cookiecutter would render with, as ``{"cookiecutter": {...}}``."""
+    context = generate_context(context_file=str(REPO / "cookiecutter.json"), extra_context=answers)
+    context["cookiecutter"] = prompt_for_config(context, no_input=True)
+    return context
+
+
+def load_hook(name, tmp_path, drop_private=False, **answers):
+    """Render ``hooks/<name>.py`` with cookiecutter's Jinja environment and import it.
+
+    drop_private=True renders without the ``_`` variables, as cruft does."""
+    context = render_context(**answers)
+    if drop_private:
+        context["cookiecutter"] = {key: value for key, value in context["cookiecutter"].items() if key[0] != "_"}
+    source = (HOOKS / f"{name}.py").read_text(encoding="utf-8")
+    rendered = create_env_with_context(context).from_string(source).render(**context)
+    path = tmp_path / f"{name}_{uuid.uuid4().hex}.py"
+    path.write_text(rendered, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def listing(root):
+    """Every file and folder under root, as POSIX paths relative to it."""
+    root = Path(root)
+    return {path.relative_to(root).as_posix() for path in root.rglob("*")}
+
+
+def is_junk(relative):
+    parts = Path(relative).parts
+    return any(part in JUNK_NAMES for part in parts) or Path(relative).suffix in JUNK_SUFFIXES
+
+
+def expected_listing(**answers):
+    """The paths a bake must produce: the template folder's listing with names rendered."""
+    context = render_context(**answers)
+    env = create_env_with_context(context)
+    return {env.from_string(path).render(**context) for path in listing(TEMPLATE)}
+
+
+COPY_ONLY_PATTERNS = json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8")).get(
+    "_copy_without_render", []
+)
+
+
+def copy_only_files():
+    """Template files that cookiecutter copies byte for byte (``_copy_without_render``),
+    matched as cookiecutter matches them: fnmatch on the path inside the project folder."""
+    return [path for path in sorted(listing(TEMPLATE)) if is_copy_only(path)]
+
+
+def is_copy_only(relative):
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in COPY_ONLY_PATTERNS)
+
+
+def text_files(root):
+    """(relative path, text) of every file under root that is UTF-8 text without NUL bytes."""
+    found = []
+    for path in sorted(Path(root).rglob("*")):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue
+        try:
+            found.append((path.relative_to(root).as_posix(), data.decode("utf-8")))
+        except UnicodeDecodeError:
+            continue
+    return found
+
+
+def run(command, cwd, timeout, env=None, **kwargs):
+    """Run a command without a shell; return the CompletedProcess with stdout+stderr merged."""
+    full_env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    full_env.update(env or {})
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+
+
+def ruff(project, *args):
+    """Run the pinned ruff on a baked project with the project's own configuration."""
+    return run([sys.executable, "-m", "ruff", *args, "--no-cache", "."], cwd=project, timeout=120)
+
+
+def cookiecutter_cli(python, out_dir, *args, template=REPO, env=None, timeout=600):
+    """Run `python -m cookiecutter --no-input <template> -o <out_dir> [args]` like a user would,
+    with a private cookiecutter config (no replay files in the home folder)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    user_dir = out_dir.parent / f"{out_dir.name}-cookiecutter-home"
+    user_dir.mkdir(exist_ok=True)
+    config = user_dir / "config.yaml"
+    config.write_text(
+        f"cookiecutters_dir: {json.dumps(str(user_dir / 'templates'))}\n"
+        f"replay_dir: {json.dumps(str(user_dir / 'replay'))}\n",
+        encoding="utf-8",
+    )
+    command = [str(python), "-m", "cookiecutter", "--no-input", "--config-file", str(config)]
+    command += [str(template), "-o", str(out_dir), *args]
+    return run(command, cwd=out_dir.parent, timeout=timeout, env=env)

@@ -1,0 +1,312 @@
+"""Fast tier: the post-generation hook's functions, rendered as cookiecutter renders them.
+
+The smoke run is exercised here with tiny fake ``train.py`` scripts, so every outcome (pass,
+fail, timeout, files left behind, skipped) is checked in well under a second each.
+"""
+
+import json
+import os
+import stat
+import sys
+import textwrap
+
+import pytest
+
+from helpers import PYTHON_ENV, SKIP_ENV, load_hook, run
+
+GOOD_CONFIG = {
+    "name": "Demo",
+    "arch": {"type": "Net", "args": {}},
+    "data_loader": {"type": "Loader", "args": {"batch_size": 4}},
+    "optimizer": {"type": "Adam", "args": {"lr": 0.001}},
+    "loss": "cross_entropy",
+    "metrics": ["accuracy"],
+    "trainer": {"epochs": 1},
+}
+
+
+@pytest.fixture
+def hook(tmp_path):
+    return load_hook("post_gen_project", tmp_path)
+
+
+def fake_python(path, *flags):
+    """Write an executable that runs this interpreter with extra flags (-S hides torch)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" {" ".join(flags)} "$@"\n')
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def fake_project(root, train_py, config=None):
+    """A project folder with a config.json and the given train.py source."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps(config or GOOD_CONFIG), encoding="utf-8")
+    (root / "train.py").write_text(textwrap.dedent(train_py), encoding="utf-8")
+    return root
+
+
+def env_for(**extra):
+    """A minimal environment for the hook: this interpreter first on PATH, nothing skipped."""
+    env = {"PATH": os.environ["PATH"]}
+    env.update(extra)
+    return env
+
+
+# --- interpreter choice ----------------------------------------------------------------------
+
+
+def test_python_named_by_env_var_is_used(hook, tmp_path):
+    """PYTORCH_TEMPLATE_PYTHON=<path to a Python with torch> is the interpreter used."""
+    python = fake_python(tmp_path / "bin" / "py-with-torch")
+    assert hook.choose_python(env_for(**{PYTHON_ENV: str(python)})) == str(python)
+
+
+def test_python_named_by_env_var_may_be_a_command_on_path(hook, tmp_path):
+    """PYTORCH_TEMPLATE_PYTHON may also be a command name found on PATH."""
+    python = fake_python(tmp_path / "bin" / "mypython")
+    env = {"PATH": str(python.parent), PYTHON_ENV: "mypython"}
+    assert hook.choose_python(env) == str(python)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        pytest.param(lambda d: d / "missing" / "python", "is not an existing file", id="missing"),
+        pytest.param(lambda d: fake_python(d / "py-no-torch", "-S"), "has no torch", id="no-torch"),
+        pytest.param(lambda d: d, "is not an existing file", id="a-folder"),
+    ],
+)
+def test_bad_python_in_env_var_is_an_error_naming_it(hook, tmp_path, make, message):
+    """A PYTORCH_TEMPLATE_PYTHON that does not exist or lacks torch is an error naming the
+    variable, never silently replaced by another interpreter."""
+    python = make(tmp_path)
+    with pytest.raises(hook.HookError) as caught:
+        hook.choose_python(env_for(**{PYTHON_ENV: str(python)}))
+    assert caught.value.what.startswith(f"{PYTHON_ENV}={python}")
+    assert message in caught.value.what
+    assert PYTHON_ENV in caught.value.fix
+
+
+def test_cookiecutters_own_python_is_used_when_it_has_torch(hook):
+    """Without the env var, cookiecutter's interpreter is used if it has torch."""
+    assert hook.choose_python(env_for()) == sys.executable
+
+
+def test_python_on_path_is_used_when_cookiecutter_lacks_torch(hook, tmp_path):
+    """When cookiecutter's interpreter lacks torch (pipx/uvx), python3 on PATH with torch is used,
+    even when it is a symlink to the same base interpreter as cookiecutter's venv."""
+    no_torch = fake_python(tmp_path / "venv" / "bin" / "python", "-S")
+    with_torch = tmp_path / "bin" / "python3"
+    with_torch.parent.mkdir()
+    with_torch.symlink_to(sys.executable)
+    env = {"PATH": f"{no_torch.parent}{os.pathsep}{with_torch.parent}"}
+    assert hook.choose_python(env, current=str(no_torch)) == str(with_torch)
+
+
+def test_no_python_with_torch_gives_none(hook, tmp_path):
+    """When neither cookiecutter's interpreter nor python3/python on PATH has torch: None."""
+    no_torch = fake_python(tmp_path / "bin" / "python3", "-S")
+    fake_python(tmp_path / "bin" / "python", "-S")
+    assert hook.choose_python({"PATH": str(no_torch.parent)}, current=str(no_torch)) is None
+
+
+# --- config.json ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param('{\n  "name": "x",\n  "arch": }', "line 3, column 11", id="syntax"),
+        pytest.param("[1, 2]", "must hold a JSON object, got list", id="not-object"),
+        pytest.param('{"name": "a", "name": "b"}', "duplicate key(s) 'name'", id="duplicate"),
+        pytest.param(
+            json.dumps({k: v for k, v in GOOD_CONFIG.items() if k != "trainer"}),
+            "lacks the section 'trainer'",
+            id="missing-section",
+        ),
+        pytest.param(
+            json.dumps({**GOOD_CONFIG, "arch": {"type": 3, "args": {}}}),
+            "config.arch.type must be a string, got 3",
+            id="type-not-string",
+        ),
+        pytest.param(
+            json.dumps({**GOOD_CONFIG, "optimizer": {"type": "Adam", "args": [1]}}),
+            "config.optimizer.args must be an object, got [1]",
+            id="args-not-object",
+        ),
+    ],
+)
+def test_broken_config_is_reported_with_its_location(hook, text, message):
+    """A config.json that does not parse (with line and column), is not an object, repeats a key,
+    lacks a section, or has a non-string type / non-object args is reported, with a fix."""
+    problems = hook.check_config_text(text)
+    assert any(message in problem for problem in problems), problems
+    assert all(problem.endswith("- fix config.json in the template") for problem in problems)
+
+
+def test_good_config_passes(hook):
+    assert hook.check_config_text(json.dumps(GOOD_CONFIG)) == []
+
+
+def test_broken_config_fails_the_hook_before_any_smoke_run(hook, tmp_path, capsys):
+    """A broken config.json makes the hook exit 1 with an ERROR line; train.py never runs."""
+    project = fake_project(tmp_path / "p", "open('RAN', 'w').close()\n")
+    (project / "config.json").write_text("{", encoding="utf-8")
+    assert hook.main(project, env_for()) == 1
+    assert capsys.readouterr().err.startswith("ERROR: config.json is not valid JSON at line 1")
+    assert not (project / "RAN").exists()
+
+
+# --- skip switches ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "answer", "reason"),
+    [
+        ({SKIP_ENV: "1"}, True, f"{SKIP_ENV} is set"),
+        ({SKIP_ENV: "true"}, None, f"{SKIP_ENV} is set"),
+        ({SKIP_ENV: "0"}, True, None),
+        ({SKIP_ENV: ""}, True, None),
+        ({}, True, None),
+        ({}, None, None),  # cruft drops _ variables: the smoke run stays on
+        ({}, False, "_smoke_run is false"),
+        ({}, "False", "_smoke_run is false"),
+        ({}, "no", "_smoke_run is false"),
+        ({}, "0", "_smoke_run is false"),
+        ({}, "yes", None),
+    ],
+)
+def test_skip_switches(hook, environ, answer, reason):
+    """PYTORCH_TEMPLATE_SKIP_SMOKE=1 always skips; _smoke_run skips when false, whether it
+    arrives as a bool or as a word such as 'False', 'no' or '0'."""
+    assert hook.skip_reason(environ, answer) == reason
+
+
+# --- the smoke run, with fake train.py scripts ---------------------------------------------
+
+
+CHECKING_TRAIN_PY = """\
+import os, sys
+assert sys.argv[1:] == ["-c", "config.json", "--smoke"], sys.argv
+assert os.path.isfile("config.json"), os.getcwd()
+assert os.environ["PYTHONDONTWRITEBYTECODE"] == "1"
+assert os.environ["OMP_NUM_THREADS"] == "1"
+assert sys.stdin.read() == ""
+print("Smoke run passed on cpu: loss 2.3000 after 2 batches")
+"""
+
+
+def test_smoke_run_runs_train_py_and_prints_summary_and_next_steps(hook, tmp_path, capsys):
+    """The hook runs `train.py -c config.json --smoke` in the project with
+    PYTHONDONTWRITEBYTECODE=1, OMP_NUM_THREADS=1 and no stdin, shows its summary, then the next
+    steps; running it twice gives the same result (idempotent)."""
+    project = fake_project(tmp_path / "p", CHECKING_TRAIN_PY)
+    before = sorted(project.rglob("*"))
+    for _ in range(2):
+        assert hook.main(project, env_for(OMP_NUM_THREADS="8")) == 0, capsys.readouterr()
+        out = capsys.readouterr().out
+        assert "Smoke run passed on cpu" in out
+        assert "Smoke run passed in" in out
+        assert f"cd {hook.PROJECT_SLUG}" in out
+        assert sorted(project.rglob("*")) == before
+
+
+def test_failed_smoke_run_shows_output_tail_and_how_to_keep_project(hook, tmp_path, capsys):
+    """A failing smoke run makes the hook exit 1, show the end of train.py's output, then
+    'ERROR: smoke training failed' with --keep-project-on-failure and the skip variable."""
+    train = "import sys\nfor i in range(100):\n    print('line', i)\nsys.exit('boom: bad tensor')\n"
+    project = fake_project(tmp_path / "p", train)
+    assert hook.main(project, env_for()) == 1
+    err = capsys.readouterr().err
+    assert "boom: bad tensor" in err
+    assert "line 99" in err
+    assert "line 10\n" not in err  # only the tail
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ERROR: smoke training failed (exit status 1")
+    assert "--keep-project-on-failure" in last
+    assert f"{SKIP_ENV}=1" in last
+
+
+def test_smoke_run_that_hangs_is_stopped(hook, tmp_path, capsys, monkeypatch):
+    """A smoke run that exceeds the time limit is stopped and reported as a failure."""
+    monkeypatch.setattr(hook, "SMOKE_TIMEOUT_S", 1)
+    train = "import time\nprint('started', flush=True)\ntime.sleep(60)\n"
+    project = fake_project(tmp_path / "p", train)
+    assert hook.main(project, env_for()) == 1
+    err = capsys.readouterr().err
+    assert "ERROR: smoke training failed: no result after 1 s" in err
+    assert "started" in err
+
+
+def test_pycache_written_by_the_smoke_run_is_removed(hook, tmp_path, capsys):
+    """__pycache__ folders the smoke run creates are removed; the project is left as generated."""
+    train = """\
+import os
+os.makedirs("model/__pycache__")
+open("model/__pycache__/model.cpython-311.pyc", "wb").close()
+os.makedirs("__pycache__")
+"""
+    project = fake_project(tmp_path / "p", train)
+    (project / "model").mkdir()
+    before = sorted(project.rglob("*"))
+    assert hook.main(project, env_for()) == 0, capsys.readouterr().err
+    assert sorted(project.rglob("*")) == before
+
+
+def test_smoke_run_writing_into_the_project_is_an_error(hook, tmp_path, capsys):
+    """A smoke run that writes outputs (saved/ runs) or edits files in the project fails the hook,
+    naming what it wrote."""
+    train = """\
+import os
+os.makedirs("saved/run1")
+open("saved/run1/checkpoint.pth", "w").close()
+with open("config.json", "a") as f:
+    f.write(" ")
+"""
+    project = fake_project(tmp_path / "p", train)
+    assert hook.main(project, env_for()) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: the smoke run wrote into the project: config.json, saved")
+    assert "saved/run1/checkpoint.pth" in err
+
+
+def test_missing_python_with_torch_is_a_notice_not_a_failure(hook, tmp_path, capsys, monkeypatch):
+    """Without any Python that has torch, the project is kept (exit 0) and the user is told the
+    smoke check was skipped and the exact commands to run it later."""
+    monkeypatch.setattr(hook, "choose_python", lambda environ: None)
+    project = fake_project(tmp_path / "p", "raise SystemExit('must not run')\n")
+    assert hook.main(project, env_for()) == 0
+    out = capsys.readouterr().out
+    assert "smoke check was skipped because no Python with torch was found" in out
+    assert f"cd {hook.PROJECT_SLUG} && pip install -r requirements.txt && " in out
+    assert "&& python train.py -c config.json --smoke" in out
+
+
+@pytest.mark.parametrize("answer", [False, "False", "no", "0"])
+def test_smoke_answer_false_skips_the_run(hook, tmp_path, capsys, answer):
+    """_smoke_run false (bool or word) skips train.py and still exits 0 with next steps."""
+    project = fake_project(tmp_path / "p", "raise SystemExit('must not run')\n")
+    assert hook.main(project, env_for(), smoke_answer=answer) == 0
+    assert "Smoke run skipped (_smoke_run is false)" in capsys.readouterr().out
+
+
+def test_rendered_hook_runs_as_a_script(tmp_path):
+    """The rendered hook runs as cookiecutter runs it: `python hook.py` in the project folder."""
+    hook = load_hook("post_gen_project", tmp_path)
+    project = fake_project(tmp_path / "p", CHECKING_TRAIN_PY)
+    result = run([sys.executable, hook.__file__], cwd=project, timeout=60, env={SKIP_ENV: ""})
+    assert result.returncode == 0, result.stdout
+    assert "Smoke run passed on cpu" in result.stdout
+
+
+def test_hooks_render_when_cruft_drops_private_variables(tmp_path):
+    """Under cruft, which drops `_` variables, both hooks still render and the smoke run stays
+    on (PYTORCH_TEMPLATE_SKIP_SMOKE=1 is the switch that works there)."""
+    pre = load_hook("pre_gen_project", tmp_path, drop_private=True)
+    assert pre.ANSWERS["_smoke_run"] is None
+    assert pre.validate(pre.ANSWERS, "2.7.1") == []
+    post = load_hook("post_gen_project", tmp_path, drop_private=True)
+    assert post.SMOKE_RUN_ANSWER is None
+    assert post.skip_reason({}, post.SMOKE_RUN_ANSWER) is None
+    assert post.skip_reason({SKIP_ENV: "1"}, post.SMOKE_RUN_ANSWER) == f"{SKIP_ENV} is set"

@@ -1,0 +1,53 @@
+"""Checkpoints written on a background thread, so that training does not wait for the disk."""
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from utils.checkpoint import prune_checkpoints, save_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+def _copy_tensors(value):
+    """A copy of `value` whose tensors are CPU copies: training goes on changing the originals."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _copy_tensors(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy_tensors(item) for item in value)
+    return value
+
+
+class CheckpointWriter:
+    """Saves snapshots in order, one at a time, off the training thread.
+
+    Each write is atomic (see `save_checkpoint`) and is followed by pruning to `keep_last`, so
+    older checkpoints go only once the new one is on disk. A failed write is raised by the next
+    `save` or by `wait`, which must run before the process exits.
+    """
+
+    def __init__(self, keep_last: int) -> None:
+        self.keep_last = keep_last
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+        self._pending: list[Future] = []
+
+    def save(self, state: dict, path: Path) -> None:
+        for future in [f for f in self._pending if f.done()]:
+            self._pending.remove(future)
+            future.result()  # raises if that write failed
+        self._pending.append(self._executor.submit(self._write, _copy_tensors(state), Path(path)))
+
+    def _write(self, state: dict, path: Path) -> None:
+        save_checkpoint(state, path)
+        prune_checkpoints(path.parent, self.keep_last)
+        logger.info("Saved %s", path)
+
+    def wait(self) -> None:
+        """Block until every queued checkpoint is on disk; raise the first failure."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
