@@ -43,7 +43,7 @@ def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) 
     return time.perf_counter() - start
 
 
-def trainer_vs_raw(project: Path, repeats: int, epochs: int) -> list[tuple[str, float, float]]:
+def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -> list[tuple[str, float, float]]:
     sys.path.insert(0, str(project))
     os.chdir(project)
     import torch
@@ -56,6 +56,7 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int) -> list[tuple[str, 
     from parse_config import ConfigParser
 
     torch.set_num_threads(1)
+    device = torch.device(device_name)
 
     class TinyMLP(BaseModel):
         """Two small linear layers: per-step overhead dominates its training time."""
@@ -80,7 +81,7 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int) -> list[tuple[str, 
                 config["trainer"].update(epochs=epochs, save_period=1, save_dir=tmp, tensorboard=True, verbosity=0)
                 torch.manual_seed(0)
                 parsed = ConfigParser(config)
-                trainer = train.build_trainer(parsed, torch.device("cpu"))
+                trainer = train.build_trainer(parsed, device)
                 run_dir = Path(tmp) / "run"
                 run_dir.mkdir()
                 start = time.perf_counter()
@@ -88,17 +89,17 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int) -> list[tuple[str, 
                 times["trainer"].append(time.perf_counter() - start)
 
                 torch.manual_seed(0)
-                times["raw"].append(raw_loop(parsed, epochs, torch, F))
+                times["raw"].append(raw_loop(parsed, epochs, device, torch, F))
         trainer_median, raw_median = statistics.median(times["trainer"]), statistics.median(times["raw"])
         results.append((name, trainer_median, raw_median))
     return results
 
 
-def raw_loop(config, epochs: int, torch, F) -> float:
+def raw_loop(config, epochs: int, device, torch, F) -> float:
     """The hand-written baseline: same model, data, split, batch size, optimizer and scheduler."""
     loader = config.init_obj("data_loader", seed=config["seed"])
     images, labels = loader.dataset.tensors
-    model = config.init_obj("arch")
+    model = config.init_obj("arch").to(device)
     optimizer = config.init_obj("optimizer", model.parameters())
     scheduler = config.init_obj("lr_scheduler", optimizer)
     batch_size = loader.batch_size
@@ -107,9 +108,9 @@ def raw_loop(config, epochs: int, torch, F) -> float:
         model.train()
         generator = torch.Generator().manual_seed(epoch)
         order = loader.indices[torch.randperm(len(loader.indices), generator=generator)]
-        loss_sum, correct = torch.zeros(()), torch.zeros(())
+        loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
         for batch in order.split(batch_size):
-            x, y = images[batch], labels[batch]
+            x, y = images[batch].to(device, non_blocking=True), labels[batch].to(device, non_blocking=True)
             optimizer.zero_grad()
             output = model(x)
             loss = F.cross_entropy(output, y)
@@ -118,10 +119,10 @@ def raw_loop(config, epochs: int, torch, F) -> float:
             loss_sum += loss.detach() * len(y)
             correct += (output.argmax(1) == y).sum()
         model.eval()
-        val_loss, val_correct = torch.zeros(()), torch.zeros(())
+        val_loss, val_correct = torch.zeros((), device=device), torch.zeros((), device=device)
         with torch.no_grad():
             for batch in loader.valid_indices.split(batch_size):
-                x, y = images[batch], labels[batch]
+                x, y = images[batch].to(device, non_blocking=True), labels[batch].to(device, non_blocking=True)
                 output = model(x)
                 val_loss += F.cross_entropy(output, y) * len(y)
                 val_correct += (output.argmax(1) == y).sum()
@@ -155,6 +156,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per timed run (21 steps each)")
     parser.add_argument("--only", choices=["trainer", "startup", "bake"])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the trainer comparison only)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         project = bake(Path(tmp), smoke=False)
@@ -165,8 +167,8 @@ def main() -> None:
             plain, smoke = bake_times(max(3, args.repeats // 2))
             print(f"bake: without smoke run {plain:.2f} s, with smoke run {smoke:.2f} s")
         if args.only in (None, "trainer"):
-            print(f"trainer vs raw loop, {args.epochs} epochs x 21 steps, batch 64, 1 torch thread, medians:")
-            for name, trainer_s, raw_s in trainer_vs_raw(project, args.repeats, args.epochs):
+            print(f"trainer vs raw loop on {args.device}, {args.epochs} epochs x 21 steps, batch 64, 1 torch thread, medians:")
+            for name, trainer_s, raw_s in trainer_vs_raw(project, args.repeats, args.epochs, args.device):
                 print(f"  {name:10s} trainer {trainer_s:.3f} s  raw {raw_s:.3f} s  ratio {trainer_s / raw_s:.3f}x")
 
 
