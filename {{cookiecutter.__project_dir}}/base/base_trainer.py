@@ -17,6 +17,7 @@ from utils.stop_signal import StopSignal
 
 logger = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+NO_CONTEXT = contextlib.nullcontext()  # reusable: it holds no state
 
 
 class BaseTrainer:
@@ -56,7 +57,8 @@ class BaseTrainer:
         self.stop = StopSignal()
         self._first_bad_step = torch.zeros((), dtype=torch.long, device=device)
         self.train_model = model
-        if distributed.world_size() > 1:
+        self.distributed = distributed.world_size() > 1
+        if self.distributed:
             self.train_model = DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None
             )
@@ -105,10 +107,10 @@ class BaseTrainer:
         improved = self._update_monitor(log)
         stop = self.early_stop > 0 and self.not_improved_count >= self.early_stop
         interrupted = distributed.any_process(self.stop.received is not None, self.device)
-        if epoch % self.save_period == 0 or epoch == self.epochs or stop or interrupted:
-            self._save_checkpoint(epoch, checkpoint_name(epoch))
-        if improved:
-            self._save_checkpoint(epoch, "model_best.pth")
+        periodic = epoch % self.save_period == 0 or epoch == self.epochs or stop or interrupted
+        names = [checkpoint_name(epoch)] * periodic + ["model_best.pth"] * improved
+        if names:
+            self._save_checkpoint(epoch, *names)
         if interrupted:
             self._interrupt(checkpoint_name(epoch))
         if stop:
@@ -118,13 +120,13 @@ class BaseTrainer:
     def autocast(self):
         """Mixed precision for the forward pass and loss, when `trainer.amp` asks for it."""
         if self.amp_dtype is None:
-            return contextlib.nullcontext()
+            return NO_CONTEXT
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def no_sync(self, last_micro_batch: bool):
         """Skip DDP's gradient all-reduce on all but the last micro-batch of an accumulation."""
-        if last_micro_batch or not isinstance(self.train_model, DistributedDataParallel):
-            return contextlib.nullcontext()
+        if last_micro_batch or not self.distributed:
+            return NO_CONTEXT
         return self.train_model.no_sync()
 
     def clip_gradients(self) -> None:
@@ -164,7 +166,10 @@ class BaseTrainer:
         self.samples_done += samples
         if self.log_steps:
             logger.debug("step %d loss %.8g", self.global_step, loss.item())
-        if distributed.any_process(self.stop.received is not None, self.device):
+        stop = self.stop.received is not None
+        if self.distributed:  # every process must stop at the same step
+            stop = distributed.any_process(stop, self.device)
+        if stop:
             name = checkpoint_name(epoch, self.batches_done)
             self._save_checkpoint(epoch - 1, name)
             self._interrupt(name)
@@ -195,14 +200,11 @@ class BaseTrainer:
         self.not_improved_count += 1
         return False
 
-    def _save_checkpoint(self, epochs_done: int, name: str) -> None:
-        """Save everything that shapes the rest of the run (main process only)."""
+    def _save_checkpoint(self, epochs_done: int, *names: str) -> None:
+        """Save everything that shapes the rest of the run (main process only), as each of `names`."""
         self.raise_if_loss_was_bad()
         if self.run_dir is None:
             return
-        state_dict = self.model.state_dict()
-        if not all(t.isfinite().all() for t in state_dict.values() if t.is_floating_point()):
-            raise NonFiniteLoss(f"the weights hold NaN or infinite values; {name} was not saved")
         cuda = self.device.type == "cuda"
         state = {
             "arch": type(self.model).__name__,
@@ -211,7 +213,7 @@ class BaseTrainer:
             "batches_done": self.batches_done,
             "global_step": self.global_step,
             "world_size": distributed.world_size(),
-            "state_dict": state_dict,
+            "state_dict": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler else None,
             "grad_scaler": self.scaler.state_dict(),
@@ -222,7 +224,7 @@ class BaseTrainer:
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else []},
             "config": self.config,
         }
-        self.checkpoints.save(state, self.run_dir / name)
+        self.checkpoints.save(state, [self.run_dir / name for name in names])
 
     def resume(self, checkpoint: dict) -> None:
         """Restore everything that shapes the rest of the run, so it continues where it stopped."""

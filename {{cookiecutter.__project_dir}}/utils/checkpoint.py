@@ -4,6 +4,7 @@ A checkpoint is a dict of tensors and plain values (numbers, strings, lists, dic
 loads with `torch.load(path, weights_only=True)`: no pickled objects, no code run on load.
 """
 
+import io
 import logging
 import math
 import os
@@ -27,17 +28,19 @@ def checkpoint_name(epoch: int, batch: int = 0) -> str:
     return f"checkpoint-epoch{epoch}-batch{batch}.pth" if batch else f"checkpoint-epoch{epoch}.pth"
 
 
-def save_checkpoint(state: dict, path: Path) -> None:
-    """Write `state` to `path` atomically: a crash at any moment leaves the old file intact.
+def save_checkpoint(state: dict | bytes, path: Path) -> None:
+    """Write `state` (or its bytes from `serialize`) to `path` atomically: a crash at any moment
+    leaves the old file intact.
 
     The temporary file lives in the target folder, because a rename across filesystems is not
     atomic (and fails); fsync makes the data durable before the rename makes it visible.
     """
     path = Path(path)
+    data = state if isinstance(state, bytes) else serialize(state)
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".pth", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:
-            torch.save(state, file)
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp_name, path)
@@ -50,6 +53,13 @@ def save_checkpoint(state: dict, path: Path) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def serialize(state: dict) -> bytes:
+    """The bytes of a checkpoint file holding `state`."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 def sweep_temp_files(folder: Path) -> list[Path]:

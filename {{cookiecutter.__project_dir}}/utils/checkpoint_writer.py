@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from utils.checkpoint import prune_checkpoints, save_checkpoint
+from utils.checkpoint import prune_checkpoints, save_checkpoint, serialize
+from utils.errors import NonFiniteLoss
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,9 @@ class CheckpointWriter:
     """Saves snapshots in order, one at a time, off the training thread.
 
     Each write is atomic (see `save_checkpoint`) and is followed by pruning to `keep_last`, so
-    older checkpoints go only once the new one is on disk. A failed write is raised by the next
-    `save` or by `wait`, which must run before the process exits.
+    older checkpoints go only once the new one is on disk. Weights holding NaN or infinity are
+    never written. A failed write is raised by the next `save` or by `wait`, which must run
+    before the process exits.
     """
 
     def __init__(self, keep_last: int) -> None:
@@ -35,16 +37,22 @@ class CheckpointWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
         self._pending: list[Future] = []
 
-    def save(self, state: dict, path: Path) -> None:
+    def save(self, state: dict, paths: list[Path]) -> None:
+        """Queue one snapshot of `state` to be written to each of `paths`."""
         for future in [f for f in self._pending if f.done()]:
             self._pending.remove(future)
             future.result()  # raises if that write failed
-        self._pending.append(self._executor.submit(self._write, _copy_tensors(state), Path(path)))
+        self._pending.append(self._executor.submit(self._write, _copy_tensors(state), paths))
 
-    def _write(self, state: dict, path: Path) -> None:
-        save_checkpoint(state, path)
-        prune_checkpoints(path.parent, self.keep_last)
-        logger.info("Saved %s", path)
+    def _write(self, state: dict, paths: list[Path]) -> None:
+        weights = [t for t in state["state_dict"].values() if t.is_floating_point()]
+        if not all(bool(t.isfinite().all()) for t in weights):
+            raise NonFiniteLoss(f"the weights hold NaN or infinite values; {paths[0].name} was not saved")
+        data = serialize(state)  # once, however many files get it
+        for path in paths:
+            save_checkpoint(data, path)
+            prune_checkpoints(path.parent, self.keep_last)
+            logger.info("Saved %s", path)
 
     def wait(self) -> None:
         """Block until every queued checkpoint is on disk; raise the first failure."""
