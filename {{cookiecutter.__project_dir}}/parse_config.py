@@ -6,6 +6,7 @@ those modules (or add a module there). Everything is checked before anything is 
 """
 
 import argparse
+import copy
 import inspect
 import json
 import logging
@@ -97,7 +98,8 @@ def load_config(path: str | Path) -> dict:
         return dict(pairs)
 
     try:
-        return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=no_duplicates)
+        # utf-8-sig: Windows editors may start the file with a byte-order mark
+        return json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
     except UnicodeDecodeError:
@@ -153,7 +155,12 @@ def create_run_dir(config: dict) -> Path:
             run_dir.mkdir(parents=True, exist_ok=False)
             return run_dir
         except FileExistsError:
-            continue
+            if not parent.is_dir():
+                raise ConfigError(
+                    f"config key 'trainer.save_dir': cannot create '{parent}' (a file is in the way)"
+                ) from None
+        except OSError as exc:
+            raise ConfigError(f"config key 'trainer.save_dir': cannot create '{run_dir}': {exc.strerror}") from None
     raise ConfigError(f"could not create a new run folder in '{parent}'; clean it up")
 
 
@@ -174,8 +181,9 @@ class ConfigParser:
         target = self._catalog[key][section["type"]]
         try:
             obj = target(*args, **{**section.get("args", {}), **kwargs})
-        except (TypeError, ValueError, FileNotFoundError) as exc:
-            raise ConfigError(f"config key '{key}' ({section['type']}): {exc}") from None
+        except Exception as exc:  # the message names the key; the constructor's own words say the rest
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"config key '{key}' ({section['type']}): {detail}") from None
         logger.info("Built %s from config key '%s' with args %s", section["type"], key, section.get("args", {}))
         return obj
 
@@ -200,7 +208,8 @@ def from_args(args) -> tuple["ConfigParser", Path | None, dict | None]:
         raise ConfigError("nothing to train: pass a config with -c config.json (--resume auto needs it too)")
     path = Path(args.resume) if args.resume not in (None, "auto") else None
     checkpoint = load_checkpoint(path) if path else None
-    config = load_config(args.config) if args.config else checkpoint["config"]
+    # a copy: the checkpoint keeps the config it was trained with, to compare on resume
+    config = load_config(args.config) if args.config else copy.deepcopy(checkpoint["config"])
     if getattr(args, "lr", None) is not None:
         set_by_path(config, f"optimizer.args.lr={args.lr!r}")
     if getattr(args, "bs", None) is not None:

@@ -75,7 +75,8 @@ def main(argv=None) -> int:
     except UserError as exc:
         return report(exc)
     except TrainingStopped as exc:
-        print(f"error: {exc}" if exc.exit_code == NonFiniteLoss.exit_code else str(exc), file=sys.stderr)
+        if distributed.is_main():
+            print(f"error: {exc}" if isinstance(exc, NonFiniteLoss) else str(exc), file=sys.stderr)
         return exc.exit_code
     finally:
         distributed.cleanup()

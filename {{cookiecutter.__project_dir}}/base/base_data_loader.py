@@ -41,6 +41,8 @@ class BaseDataLoader:
         self.epoch = 1
         self.skip_samples = 0
         self.rank, self.world_size, self.pad = 0, 1, True
+        self._loader = None  # torch DataLoader for datasets that are not in-memory tensors
+        self._current: list[torch.Tensor] = []
         indices = torch.arange(len(dataset)) if indices is None else indices
         self.indices, self.valid_indices = self._split(indices, validation_split)
 
@@ -57,11 +59,9 @@ class BaseDataLoader:
         """A loader over the held-out samples, in a fixed order; None without a validation split."""
         if len(self.valid_indices) == 0:
             return None
-        loader = BaseDataLoader(
+        return BaseDataLoader(
             self.dataset, self.batch_size, False, 0.0, self.num_workers, self.seed, self.valid_indices
         )
-        loader.shard(self.rank, self.world_size, pad=False)  # evaluation must not count samples twice
-        return loader
 
     def set_epoch(self, epoch: int, skip_samples: int = 0) -> None:
         """Select the batch order of `epoch`, leaving out its first `skip_samples` (resume)."""
@@ -83,23 +83,50 @@ class BaseDataLoader:
     def _batches(self) -> list[torch.Tensor]:
         order = self.indices
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = order[torch.randperm(len(order), generator=generator)]
+            order = order[torch.randperm(len(order), generator=torch.Generator().manual_seed(self._epoch_seed()))]
+        if self.pad and len(order) % self.world_size:  # before skipping, so resumed epochs match
+            order = torch.cat([order, order[: self.world_size - len(order) % self.world_size]])
         order = order[self.skip_samples :]
         if self.world_size == 1:
             return list(order.split(self.batch_size))
-        if self.pad and len(order) % self.world_size:
-            order = torch.cat([order, order[: self.world_size - len(order) % self.world_size]])
-        shares = (
-            chunk.tensor_split(self.world_size)[self.rank] for chunk in order.split(self.batch_size * self.world_size)
-        )
+        chunks = order.split(self.batch_size * self.world_size)
+        shares = (chunk.tensor_split(self.world_size)[self.rank] for chunk in chunks)
         return [share for share in shares if len(share)]
+
+    def _epoch_seed(self) -> int:
+        """Seeds this epoch's order (and worker seeds): nothing else draws from it."""
+        return self.seed * 100_003 + self.epoch
 
     def __iter__(self):
         batches = self._batches()
         if isinstance(self.dataset, TensorDataset):
             for batch in batches:
                 yield tuple(tensor[batch] for tensor in self.dataset.tensors)
-        else:
-            sampler = [batch.tolist() for batch in batches]
-            yield from DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.num_workers)
+            return
+        if self._loader is None:  # created once, so that worker processes persist across epochs
+            self._generator = torch.Generator()
+            self._loader = DataLoader(
+                self.dataset,
+                batch_sampler=_CurrentBatches(self),
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+                pin_memory=torch.cuda.is_available(),
+                generator=self._generator,
+            )
+        # Worker seeds come from this generator, not the global RNG: a resumed run stays exact.
+        self._generator.manual_seed(self._epoch_seed())
+        self._current = batches
+        yield from self._loader
+
+
+class _CurrentBatches:
+    """The batch sampler of the wrapped DataLoader: the owning loader's batches for this epoch."""
+
+    def __init__(self, owner: BaseDataLoader) -> None:
+        self.owner = owner
+
+    def __iter__(self):
+        return (batch.tolist() for batch in self.owner._current)
+
+    def __len__(self) -> int:
+        return len(self.owner._current)

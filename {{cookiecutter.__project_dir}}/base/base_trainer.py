@@ -12,8 +12,8 @@ from logger import TensorboardWriter
 from utils import MetricTracker, distributed
 from utils.checkpoint import checkpoint_name, load_model_state, sweep_temp_files
 from utils.checkpoint_writer import CheckpointWriter
-from utils.errors import ConfigError, Interrupted, NonFiniteLoss
-from utils.stop_signal import StopSignal
+from utils.errors import ConfigError, Interrupted
+from utils.run_guard import RunGuard
 
 logger = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -25,8 +25,8 @@ class BaseTrainer:
 
     `self.model` is the plain model (saved and evaluated); `self.train_model` is what the
     training step calls: the same model, wrapped for DDP and/or compiled when configured.
-    A subclass calls `self._after_step` after each optimizer step, so that a stop request
-    (SIGINT/SIGTERM) is honoured at the next step boundary with a checkpoint that resumes exactly.
+    A subclass calls `self.guard.check_loss` before each backward pass and `self._after_step`
+    after each optimizer step, so that a stop request is honoured at a step boundary.
     """
 
     def __init__(self, model, criterion, metric_fns, optimizer, config: dict, device, lr_scheduler=None) -> None:
@@ -52,16 +52,13 @@ class BaseTrainer:
         self.not_improved_count = 0
         self.start_epoch, self.global_step = 1, 0
         self.samples_done = 0  # in the current epoch, over all processes; non-zero after a mid-epoch resume
-        self.batches_done = 0
         self.train_metrics = MetricTracker("loss", *(fn.__name__ for fn in metric_fns), "grad_norm")
-        self.stop = StopSignal()
-        self._first_bad_step = torch.zeros((), dtype=torch.long, device=device)
+        self.guard = RunGuard(device)
+        self.distributed = self.guard.distributed
         self.train_model = model
-        self.distributed = distributed.world_size() > 1
         if self.distributed:
-            self.train_model = DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None
-            )
+            device_ids = [device.index] if device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(model, device_ids=device_ids)
         if settings.get("compile", False):
             self.train_model = torch.compile(self.train_model)
 
@@ -84,10 +81,10 @@ class BaseTrainer:
         writer = TensorboardWriter(self.run_dir, self.tensorboard and self.run_dir is not None, self.start_epoch)
         log: dict[str, float] = {}
         try:
-            with self.stop:
+            with self.guard.signal:
                 for epoch in range(self.start_epoch, self.epochs + 1):
                     log = {**self._train_epoch(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
-                    self.raise_if_loss_was_bad()
+                    self.guard.raise_if_loss_was_bad()
                     self._step_scheduler(log)
                     writer.add_scalars(log, epoch)
                     logger.info(
@@ -95,7 +92,7 @@ class BaseTrainer:
                     )
                     if self._end_of_epoch(epoch, log):
                         break
-            self.checkpoints.wait()
+                self.checkpoints.wait()  # still under the signal handler: a SIGTERM now is handled
             distributed.barrier()  # the others wait for the main process to finish saving
         finally:
             writer.close()
@@ -106,7 +103,7 @@ class BaseTrainer:
         """Save what the policy asks for; return True when training should stop early."""
         improved = self._update_monitor(log)
         stop = self.early_stop > 0 and self.not_improved_count >= self.early_stop
-        interrupted = distributed.any_process(self.stop.received is not None, self.device)
+        interrupted = self.guard.stop_requested()
         periodic = epoch % self.save_period == 0 or epoch == self.epochs or stop or interrupted
         names = [checkpoint_name(epoch)] * periodic + ["model_best.pth"] * improved
         if names:
@@ -136,48 +133,20 @@ class BaseTrainer:
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
         self.train_metrics.update("grad_norm", norm)
 
-    def check_loss(self, loss: torch.Tensor) -> None:
-        """Stop before a NaN or infinite loss reaches the weights (or any checkpoint).
-
-        On a GPU, checking every step would make the CPU wait for each step to finish, so the
-        first bad step is recorded on the device and checked at the end of the epoch and before
-        every save: the run then stops with the same message, having saved nothing after it.
-        """
-        if self.device.type == "cpu":
-            if not math.isfinite(loss.item()):
-                self._first_bad_step = torch.tensor(self.global_step + 1)
-                self.raise_if_loss_was_bad()
-            return
-        step = torch.full((), self.global_step + 1, device=self.device)  # no sync: a host-to-device copy
-        bad = ~torch.isfinite(loss.detach()) & (self._first_bad_step == 0)
-        self._first_bad_step = torch.where(bad, step, self._first_bad_step)
-
-    def raise_if_loss_was_bad(self) -> None:
-        step = int(self._first_bad_step)
-        if step:
-            raise NonFiniteLoss(
-                f"loss became NaN or infinite at step {step}; no checkpoint holds weights from that step "
-                "on - lower optimizer.args.lr, set trainer.clip_grad_norm, or check the data"
-            )
-
-    def _after_step(self, epoch: int, batches: int, samples: int, loss: torch.Tensor) -> None:
+    def _after_step(self, epoch: int, samples: int, loss: torch.Tensor) -> None:
         self.global_step += 1
-        self.batches_done += batches
         self.samples_done += samples
         if self.log_steps:
             logger.debug("step %d loss %.8g", self.global_step, loss.item())
-        stop = self.stop.received is not None
-        if self.distributed:  # every process must stop at the same step
-            stop = distributed.any_process(stop, self.device)
-        if stop:
-            name = checkpoint_name(epoch, self.batches_done)
+        if self.guard.stop_requested(self.global_step):
+            name = checkpoint_name(epoch, self.global_step)
             self._save_checkpoint(epoch - 1, name)
             self._interrupt(name)
 
     def _interrupt(self, name: str):
         self.checkpoints.wait()
         distributed.barrier()  # no process may exit while the main one is still saving
-        raise Interrupted(self.stop.received or 15, self.run_dir / name if self.run_dir else name)
+        raise Interrupted(self.guard.signal.received or 15, self.run_dir / name if self.run_dir else name)
 
     def _step_scheduler(self, log: dict[str, float]) -> None:
         if self.lr_scheduler is None:
@@ -201,8 +170,10 @@ class BaseTrainer:
         return False
 
     def _save_checkpoint(self, epochs_done: int, *names: str) -> None:
-        """Save everything that shapes the rest of the run (main process only), as each of `names`."""
-        self.raise_if_loss_was_bad()
+        """Save everything that shapes the rest of the run as each of `names` (call on every process:
+        the checks and the metric sums are agreed by all, the main process alone writes)."""
+        self.guard.raise_if_loss_was_bad()
+        train_metrics = self.train_metrics.state_dict()
         if self.run_dir is None:
             return
         cuda = self.device.type == "cuda"
@@ -210,7 +181,6 @@ class BaseTrainer:
             "arch": type(self.model).__name__,
             "epoch": epochs_done,
             "samples_done": self.samples_done,
-            "batches_done": self.batches_done,
             "global_step": self.global_step,
             "world_size": distributed.world_size(),
             "state_dict": self.model.state_dict(),
@@ -220,7 +190,7 @@ class BaseTrainer:
             "monitor": self.monitor,
             "monitor_best": self.mnt_best,
             "not_improved_count": self.not_improved_count,
-            "train_metrics": self.train_metrics.state_dict(),
+            "train_metrics": train_metrics,
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else []},
             "config": self.config,
         }
@@ -230,19 +200,27 @@ class BaseTrainer:
         """Restore everything that shapes the rest of the run, so it continues where it stopped."""
         load_model_state(self.model, checkpoint["state_dict"])
         for key, target in (("optimizer", self.optimizer), ("lr_scheduler", self.lr_scheduler)):
-            saved_type = (checkpoint["config"].get(key) or {}).get("type")
-            if target is None or checkpoint[key] is None or saved_type != self.config[key]["type"]:
-                logger.warning("Not restoring '%s': the checkpoint used %s", key, saved_type)
-            else:
-                target.load_state_dict(checkpoint[key])
+            saved = checkpoint["config"].get(key) or {}
+            if target is None or checkpoint[key] is None or saved.get("type") != self.config[key]["type"]:
+                logger.warning("Not restoring '%s': the checkpoint used %s", key, saved.get("type"))
+                continue
+            target.load_state_dict(checkpoint[key])
+            changed = {k: v for k, v in self.config[key].get("args", {}).items() if saved.get("args", {}).get(k) != v}
+            if changed:  # e.g. --lr on resume: the new values win over the restored ones
+                logger.warning("Applying changed %s args %s on top of the restored state", key, changed)
+                for name, value in changed.items():
+                    for group in getattr(target, "param_groups", []):
+                        if name in group:
+                            group[name] = value
+                    if hasattr(target, name):
+                        setattr(target, name, value)
         if self.scaler.is_enabled() and checkpoint["grad_scaler"]:
             self.scaler.load_state_dict(checkpoint["grad_scaler"])
         self.start_epoch, self.global_step = checkpoint["epoch"] + 1, checkpoint["global_step"]
         self.samples_done = checkpoint["samples_done"]
-        if self.samples_done:
-            self.batches_done = checkpoint["batches_done"] * checkpoint["world_size"] // distributed.world_size()
-            if checkpoint["config"]["metrics"] == self.config["metrics"]:
-                self.train_metrics.load_state_dict(checkpoint["train_metrics"], self.device)
+        same_metrics = checkpoint["config"]["metrics"] == self.config["metrics"]
+        if self.samples_done and same_metrics and distributed.is_main():  # the saved sums are global
+            self.train_metrics.load_state_dict(checkpoint["train_metrics"])
         if checkpoint["monitor"] == self.monitor:  # a changed monitor starts its tracking afresh
             self.mnt_best, self.not_improved_count = checkpoint["monitor_best"], checkpoint["not_improved_count"]
         torch.set_rng_state(checkpoint["rng"]["torch"])

@@ -113,6 +113,10 @@ CASES = [
         [],
         "config key 'data_loader' (DigitsDataLoader): no digits.npz in 'no/such/dir'",
     ),
+    ("seed-too-large", edit("seed", 2**62), [], "config key 'seed': got 4611686018427387904"),
+    ("name-windows-device", edit("name", "NUL"), [], "config key 'name': got 'NUL'"),
+    ("name-trailing-dot", edit("name", "run."), [], "config key 'name': got 'run.'"),
+    ("betas-too-short", edit("optimizer.args.betas", [0.9]), [], "config key 'optimizer' (AdamW): "),
     ("set-no-equals", None, ["--set", "trainer.epochs"], "expected KEY=VALUE"),
     ("set-unknown-key", None, ["--set", "trainer.epoch=3"], "unknown key 'trainer.epoch' (did you mean 'epochs'?)"),
     ("set-unknown-section", None, ["--set", "trainr.epochs=3"], "no section 'trainr' (did you mean 'trainer'?)"),
@@ -195,3 +199,33 @@ def test_help_lists_every_option():
     assert result.returncode == 0
     for option in ("--config", "--resume", "--device", "--lr", "--bs", "--set", "--smoke"):
         assert option in result.stdout
+
+
+def test_save_dir_blocked_by_a_file_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(PROJECT_DIR)
+    blocker = tmp_path / "saved"
+    blocker.write_text("not a folder", encoding="utf-8")
+    assert train.main(["-c", "config.json", "--set", f"trainer.save_dir={blocker.as_posix()}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: config key 'trainer.save_dir': cannot create") and err.count("\n") == 1
+
+
+def test_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows editors may save UTF-8 with a BOM; the config still loads."""
+    from parse_config import load_config
+
+    path = tmp_path / "config.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(DEFAULT).encode("utf-8"))
+    assert load_config(path) == DEFAULT
+
+
+@pytest.mark.parametrize("device", ["cuda:1", "mps", "gpu"])
+def test_torchrun_device_choices_are_checked(monkeypatch, device):
+    """Under torchrun each process takes the GPU of its LOCAL_RANK: other --device values are refused."""
+    from utils import distributed
+    from utils.errors import ConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(ConfigError, match="under torchrun use auto, cuda or cpu"):
+        distributed.setup(device)

@@ -4,6 +4,7 @@ import copy
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from torch import nn
 from data_loader.data_loaders import DigitsDataLoader
 from model.loss import cross_entropy
 from model.metric import accuracy
-from tests.helpers import PROJECT_DIR, run_script
+from tests.helpers import PROJECT_DIR, run_script, step_losses
 from trainer import Trainer
 
 CONFIG = json.loads((PROJECT_DIR / "config.json").read_text(encoding="utf-8"))
@@ -118,3 +119,103 @@ def test_two_process_ddp_trains_validates_checkpoints_and_resumes(tmp_path, quic
     single = run_script("train.py", "-r", str(run / "checkpoint-epoch3.pth"), "--set", "trainer.epochs=4")
     assert single.returncode == 0, single.stderr
     assert torch.load(run / "checkpoint-epoch4.pth", weights_only=True)["global_step"] == 33 + 21
+
+
+class PlainDigits(torch.utils.data.Dataset):
+    """The bundled digits as an ordinary Dataset, the path a user's own data takes; it can send
+    this process a real SIGTERM when it has served `stop_after` samples."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        loader = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=64)
+        self.images, self.labels = loader.dataset.tensors
+        self.stop_after, self.served = stop_after, 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        self.served += 1
+        if self.served == self.stop_after:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self.images[index], self.labels[index]
+
+
+def plain_trainer(tmp_path, dataset):
+    from base import BaseDataLoader
+    from model.model import DigitsCNN
+
+    config = copy.deepcopy(CONFIG)
+    config["trainer"].update(epochs=2, save_dir=str(tmp_path), tensorboard=False)
+    torch.manual_seed(0)
+    model = DigitsCNN(dropout=0.5)
+    loader = BaseDataLoader(dataset, batch_size=64, validation_split=0.1, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.003)
+    return Trainer(
+        model,
+        cross_entropy,
+        [accuracy],
+        optimizer,
+        config,
+        torch.device("cpu"),
+        data_loader=loader,
+        valid_data_loader=loader.split_validation(),
+    )
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_own_dataset_resumes_exactly_after_a_signal_mid_epoch(tmp_path):
+    """With a plain Dataset (torch's DataLoader underneath), stop by SIGTERM in epoch 2 and resume
+    in fresh objects: the weights end bit-identical to an uninterrupted run."""
+    from utils.checkpoint import load_checkpoint
+    from utils.errors import Interrupted
+
+    reference = plain_trainer(tmp_path / "reference", PlainDigits())
+    (tmp_path / "reference").mkdir()
+    reference.train(tmp_path / "reference")
+
+    (tmp_path / "run").mkdir()
+    interrupted = plain_trainer(tmp_path / "run", PlainDigits(stop_after=1437 + 64 * 7))
+    with pytest.raises(Interrupted) as stopped:
+        interrupted.train(tmp_path / "run")
+    assert stopped.value.exit_code == 143
+    (checkpoint,) = (tmp_path / "run").glob("checkpoint-epoch2-step*.pth")
+
+    resumed = plain_trainer(tmp_path / "run", PlainDigits())
+    resumed.resume(load_checkpoint(checkpoint))
+    resumed.train(tmp_path / "run")
+    for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_ddp_run_stopped_by_sigterm_resumes_exactly(tmp_path):
+    """SIGTERM to torchrun mid-epoch: both processes stop at the same step, the main one saves,
+    and a resumed 2-process run ends bit-identical to an uninterrupted one."""
+    common = ["-c", "config.json", "--set", "trainer.epochs=2", "--set", "trainer.verbosity=2"]
+    reference = torchrun("train.py", *common, "--set", f"trainer.save_dir={(tmp_path / 'ref').as_posix()}")
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    save = ["--set", f"trainer.save_dir={(tmp_path / 'run').as_posix()}"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"]
+    process = subprocess.Popen(
+        [*command, *common, *save],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for line in process.stdout:
+        if "step 3 loss" in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    process.communicate(timeout=120)
+    (checkpoint,) = (tmp_path / "run").glob("*/*/checkpoint-epoch1-step10.pth")
+    resumed = torchrun("train.py", "-r", str(checkpoint))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    (a,) = (tmp_path / "ref").glob("*/*/checkpoint-epoch2.pth")
+    (b,) = (tmp_path / "run").glob("*/*/checkpoint-epoch2.pth")
+    a, b = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    reference_losses = step_losses(reference.stdout)
+    assert {k: v for k, v in reference_losses.items() if k > 10} == step_losses(resumed.stdout)

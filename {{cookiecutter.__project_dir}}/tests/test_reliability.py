@@ -57,7 +57,7 @@ def test_signal_mid_epoch_saves_and_resumes_exactly(tmp_path, uninterrupted, sig
     assert process.wait() == exit_code
     assert time.monotonic() - sent < 10
     assert "resume with: python train.py -r" in rest
-    (checkpoint,) = tmp_path.glob("*/*/checkpoint-epoch2-batch*.pth")
+    (checkpoint,) = tmp_path.glob("*/*/checkpoint-epoch2-step*.pth")
     resumed = run_script("train.py", "-r", str(checkpoint))
     assert resumed.returncode == 0, resumed.stderr
     assert "samples into epoch 2" in resumed.stdout
@@ -165,3 +165,33 @@ def test_two_runs_started_together_get_separate_folders(tmp_path):
     runs = [p for p in tmp_path.glob("*/*") if p.is_dir()]
     assert len(runs) == 2
     assert all((run / "checkpoint-epoch1.pth").is_file() for run in runs)
+
+
+def test_changed_learning_rate_on_resume_is_applied(tmp_path):
+    """`--lr` with `-r` takes effect on top of the restored optimizer state (and is logged)."""
+    first = run_script(*train_args(tmp_path), "--set", "trainer.epochs=1")
+    assert first.returncode == 0, first.stderr
+    (checkpoint,) = tmp_path.glob("*/*/checkpoint-epoch1.pth")
+    resumed = run_script("train.py", "-r", str(checkpoint), "--lr", "0.0005", "--set", "trainer.epochs=2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Applying changed optimizer args {'lr': 0.0005}" in resumed.stdout
+    state = torch.load(checkpoint.parent / "checkpoint-epoch2.pth", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == 0.0005
+
+
+def test_checkpoints_sort_by_progress_whatever_the_number_of_processes(tmp_path):
+    """Mid-epoch names carry the global step, which only grows: -r auto finds the latest."""
+    names = [
+        "checkpoint-epoch2.pth",
+        "checkpoint-epoch2-step38.pth",
+        "checkpoint-epoch1.pth",
+        "checkpoint-epoch2-step34.pth",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in run_checkpoints(tmp_path)] == [
+        "checkpoint-epoch1.pth",
+        "checkpoint-epoch2-step34.pth",
+        "checkpoint-epoch2-step38.pth",
+        "checkpoint-epoch2.pth",
+    ]

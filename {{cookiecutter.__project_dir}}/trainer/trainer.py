@@ -40,7 +40,7 @@ class Trainer(BaseTrainer):
                     with self.autocast():
                         output = self.train_model(data)
                         loss = self.criterion(output, target)
-                    self.check_loss(loss)
+                    self.guard.check_loss(loss, self.global_step + 1)
                     weight = target.shape[0] / group_size  # micro-batches add up to one batch of their union
                     self.scaler.scale(loss * weight if weight != 1 else loss).backward()
                 update_metrics(self.train_metrics, loss, output, target, self.metric_fns)
@@ -48,8 +48,8 @@ class Trainer(BaseTrainer):
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
-            self._after_step(epoch, len(group), len(group) * global_batch, loss)
-        self.samples_done = self.batches_done = 0
+            self._after_step(epoch, len(group) * global_batch, loss)
+        self.samples_done = 0
         log = self.train_metrics.result()
         if self.valid_data_loader is not None:
             valid_log = evaluate(

@@ -19,13 +19,14 @@ from utils.errors import CheckpointError
 logger = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
-# checkpoint-epoch5.pth: after epoch 5; checkpoint-epoch6-batch40.pth: 40 batches into epoch 6.
-NAME = re.compile(r"^checkpoint-epoch(\d+)(?:-batch(\d+))?\.pth$")
+# checkpoint-epoch5.pth: after epoch 5; checkpoint-epoch6-step140.pth: in epoch 6, after optimizer
+# step 140 of the run. Steps only grow, whatever the number of processes, so names sort by progress.
+NAME = re.compile(r"^checkpoint-epoch(\d+)(?:-step(\d+))?\.pth$")
 
 
-def checkpoint_name(epoch: int, batch: int = 0) -> str:
-    """The file name for a checkpoint at the end of `epoch`, or `batch` batches into it."""
-    return f"checkpoint-epoch{epoch}-batch{batch}.pth" if batch else f"checkpoint-epoch{epoch}.pth"
+def checkpoint_name(epoch: int, step: int | None = None) -> str:
+    """The file name for a checkpoint at the end of `epoch`, or at global `step` within it."""
+    return f"checkpoint-epoch{epoch}.pth" if step is None else f"checkpoint-epoch{epoch}-step{step}.pth"
 
 
 def save_checkpoint(state: dict | bytes, path: Path) -> None:

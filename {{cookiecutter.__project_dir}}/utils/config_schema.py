@@ -33,17 +33,35 @@ def _number(low: float, high: float):
 
 _BOOL = (lambda v: isinstance(v, bool), "true or false")
 _TEXT = (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
-_NAME = (
-    lambda v: isinstance(v, str) and v.strip() != "" and not any(c in v for c in '/\\:*?"<>|') and v not in (".", ".."),
-    'a non-empty name without path separators or any of :*?"<>|',
-)
+WINDOWS_DEVICE_NAMES = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
+
+
+def _folder_name(v) -> bool:
+    """A name that makes a valid folder on Linux, macOS and Windows alike."""
+    return (
+        isinstance(v, str)
+        and v.strip() == v != ""
+        and not v.endswith(".")
+        and not any(c in v for c in '/\\:*?"<>|')
+        and v.split(".")[0].upper() not in WINDOWS_DEVICE_NAMES
+    )
+
+
+_NAME = (_folder_name, 'a folder name: no path separators, :*?"<>|, end spaces or dots, nor CON/NUL/...')
 _SECTION = (lambda v: isinstance(v, dict), 'an object like {"type": "Name", "args": {...}}')
 _NAMES = (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), 'a list of names like ["accuracy"]')
 
 # key: (check, what is allowed, required)
 TOP_LEVEL = {
     "name": (*_NAME, True),
-    "seed": (*_int(0), True),
+    "seed": (lambda v: _int(0)[0](v) and v < 2**32, "an integer from 0 to 2**32 - 1", True),
     "arch": (*_SECTION, True),
     "data_loader": (*_SECTION, True),
     "optimizer": (*_SECTION, True),

@@ -8,18 +8,31 @@ import os
 import torch
 import torch.distributed as dist
 
+from utils.errors import ConfigError
+
 
 def setup(device_name: str) -> torch.device | None:
     """Join the process group when started by torchrun; return this process's device, else None.
 
-    Each process drives the GPU of its LOCAL_RANK (NCCL); without CUDA, processes share the CPU
-    (gloo). The same command works across machines with torchrun's --nnodes/--rdzv-endpoint.
+    Each process drives the GPU of its LOCAL_RANK (NCCL); without CUDA, or with `--device cpu`,
+    processes share the CPU (gloo). The same command works across machines with torchrun's
+    --nnodes/--rdzv-endpoint.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
-    use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+    if device_name not in ("auto", "cuda", "cpu"):
+        raise ConfigError(f"--device {device_name!r}: under torchrun use auto, cuda or cpu (one GPU per process)")
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device 'cuda': CUDA is not available on this machine; use --device cpu")
+    use_cuda = torch.cuda.is_available() and device_name != "cpu"
     if use_cuda:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        local_rank = int(os.environ["LOCAL_RANK"])
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"torchrun started more processes per node than the {torch.cuda.device_count()} GPU(s) here; "
+                "lower --nproc_per_node"
+            )
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
@@ -27,17 +40,21 @@ def setup(device_name: str) -> torch.device | None:
     return device
 
 
+def _active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
 def cleanup() -> None:
-    if dist.is_initialized():
+    if _active():
         dist.destroy_process_group()
 
 
 def world_size() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
+    return dist.get_world_size() if _active() else 1
 
 
 def rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
+    return dist.get_rank() if _active() else 0
 
 
 def is_main() -> bool:
@@ -47,22 +64,31 @@ def is_main() -> bool:
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum `tensor` over all processes, in place; returns it."""
-    if not dist.is_initialized():
+    return _all_reduce(tensor, "SUM")
+
+
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise maximum of `tensor` over all processes, in place; returns it."""
+    return _all_reduce(tensor, "MAX")
+
+
+def _all_reduce(tensor: torch.Tensor, op: str) -> torch.Tensor:
+    if not _active():
         return tensor
     if dist.get_backend() == "nccl" and tensor.device.type != "cuda":  # NCCL reduces CUDA tensors only
-        tensor.copy_(all_reduce_sum(tensor.cuda()))
+        tensor.copy_(_all_reduce(tensor.cuda(), op))
     else:
-        dist.all_reduce(tensor)
+        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, op))
     return tensor
 
 
 def any_process(flag: bool, device: torch.device) -> bool:
     """True on every process when `flag` is true on at least one (so all stop at the same step)."""
-    if not dist.is_initialized():
+    if world_size() == 1:
         return flag
     return bool(all_reduce_sum(torch.tensor([float(flag)], device=device)).item())
 
 
 def barrier() -> None:
-    if dist.is_initialized():
+    if world_size() > 1:
         dist.barrier()

@@ -20,7 +20,7 @@ class CheckpointError(UserError):
 class TrainingStopped(Exception):
     """Training ended early on purpose; `exit_code` is what train.py exits with."""
 
-    exit_code = 1
+    exit_code: int
 
 
 class Interrupted(TrainingStopped):

@@ -32,20 +32,28 @@ class MetricTracker:
             self._sums[key] = total + value * n
         self._counts[key] += n
 
-    def state_dict(self) -> dict:
-        """Sums and counts so far (tensors and ints), to be saved in a mid-epoch checkpoint."""
-        return {"sums": {k: torch.as_tensor(v).cpu() for k, v in self._sums.items()}, "counts": dict(self._counts)}
+    def _totals(self) -> list[float]:
+        """Sums then counts of every key, added up over all processes (a collective under torchrun)."""
+        sums = [self._sums[key] for key in self._keys]
+        device = next((s.device for s in sums if isinstance(s, torch.Tensor)), torch.device("cpu"))
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        values = [torch.as_tensor(s, dtype=dtype, device=device) for s in sums]
+        counts = torch.tensor([float(self._counts[key]) for key in self._keys], dtype=dtype, device=device)
+        return distributed.all_reduce_sum(torch.cat([torch.stack(values), counts])).tolist()
 
-    def load_state_dict(self, state: dict, device: torch.device) -> None:
-        self._sums = {k: v.to(device) for k, v in state["sums"].items()}
-        self._counts = dict(state["counts"])
+    def state_dict(self) -> dict:
+        """Global sums and counts so far, for a mid-epoch checkpoint (call on every process)."""
+        totals, n = self._totals(), len(self._keys)
+        return {
+            "sums": dict(zip(self._keys, totals[:n], strict=True)),
+            "counts": dict(zip(self._keys, totals[n:], strict=True)),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self._sums = {key: float(state["sums"][key]) for key in self._keys}
+        self._counts = {key: int(state["counts"][key]) for key in self._keys}
 
     def result(self) -> dict[str, float]:
         """The sample-weighted mean of every key that received at least one update."""
-        sums = [self._sums[key] for key in self._keys]
-        device = next((s.device for s in sums if isinstance(s, torch.Tensor)), "cpu")
-        values = [torch.as_tensor(s, dtype=torch.float64, device=device) for s in sums]
-        counts = torch.tensor([float(self._counts[key]) for key in self._keys], dtype=torch.float64)
-        totals = distributed.all_reduce_sum(torch.cat([torch.stack(values), counts.to(device)])).tolist()
-        n = len(self._keys)
+        totals, n = self._totals(), len(self._keys)
         return {key: totals[i] / totals[n + i] for i, key in enumerate(self._keys) if totals[n + i] > 0}
