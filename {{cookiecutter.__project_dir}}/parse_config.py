@@ -240,7 +240,9 @@ def arg_parser(doc: str) -> OneLineArgumentParser:
     """The options train.py and test.py share; `doc` (the script's docstring) shows examples."""
     parser = OneLineArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", help="config file (JSON)")
-    parser.add_argument("-r", "--resume", help="checkpoint file (.pth) to continue from or evaluate")
+    parser.add_argument(
+        "-r", "--resume", help="checkpoint (.pth) to continue from or evaluate; 'auto' (train.py, with -c): the latest"
+    )
     parser.add_argument("-d", "--device", default="auto", help="auto (default: CUDA if available), cpu, cuda, cuda:N")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. trainer.epochs=5"

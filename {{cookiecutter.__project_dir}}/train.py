@@ -54,24 +54,7 @@ def build_trainer(config: ConfigParser, device: torch.device, limit_batches: int
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        config, resume_path, checkpoint = from_args(args)
-        device = distributed.setup(args.device) or resolve_device(args.device)
-        setup_logging(config["trainer"].get("verbosity", 1) if distributed.is_main() else 0)
-        seed = config["seed"]
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-        if args.smoke:
-            return smoke(config, device)
-        trainer = build_trainer(config, device)
-        if checkpoint is not None:
-            trainer.resume(checkpoint)
-            if trainer.start_epoch > trainer.epochs:
-                raise ConfigError(
-                    f"the checkpoint has finished all trainer.epochs={trainer.epochs}; "
-                    f"train further with --set trainer.epochs={trainer.epochs + 10}"
-                )
-        trainer.train(open_run_dir(config.config, resume_path) if distributed.is_main() else None)
+        return run(args)
     except UserError as exc:
         return report(exc)
     except TrainingStopped as exc:
@@ -79,7 +62,28 @@ def main(argv=None) -> int:
             print(f"error: {exc}" if isinstance(exc, NonFiniteLoss) else str(exc), file=sys.stderr)
         return exc.exit_code
     finally:
-        distributed.cleanup()
+        distributed.cleanup()  # only once run()'s objects, the DDP model among them, are gone
+
+
+def run(args) -> int:
+    config, resume_path, checkpoint = from_args(args)
+    device = distributed.setup(args.device) or resolve_device(args.device)
+    setup_logging(config["trainer"].get("verbosity", 1) if distributed.is_main() else 0)
+    seed = config["seed"]
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if args.smoke:
+        return smoke(config, device)
+    trainer = build_trainer(config, device)
+    if checkpoint is not None:
+        trainer.resume(checkpoint)
+        if trainer.start_epoch > trainer.epochs:
+            raise ConfigError(
+                f"the checkpoint has finished all trainer.epochs={trainer.epochs}; "
+                f"train further with --set trainer.epochs={trainer.epochs + 10}"
+            )
+    trainer.train(open_run_dir(config.config, resume_path) if distributed.is_main() else None)
     return 0
 
 

@@ -21,14 +21,11 @@ from trainer import Trainer
 CONFIG = json.loads((PROJECT_DIR / "config.json").read_text(encoding="utf-8"))
 
 
-def tiny_trainer(tmp_path, model=None, batch_size=64, **trainer_settings):
-    """A real Trainer on the bundled data with a small model without dropout or batch norm."""
-    torch.manual_seed(0)
+def real_trainer(tmp_path, model, loader, optimizer, **trainer_settings) -> Trainer:
+    """A real Trainer with the default config's trainer settings, saving into `tmp_path`."""
     config = copy.deepcopy(CONFIG)
-    config["trainer"].update(epochs=1, save_dir=str(tmp_path), tensorboard=False, **trainer_settings)
-    model = model or nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    loader = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=batch_size, validation_split=0.1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    config["trainer"].update(save_dir=str(tmp_path), tensorboard=False, **trainer_settings)
+    valid = loader.split_validation()
     return Trainer(
         model,
         cross_entropy,
@@ -37,8 +34,17 @@ def tiny_trainer(tmp_path, model=None, batch_size=64, **trainer_settings):
         config,
         torch.device("cpu"),
         data_loader=loader,
-        valid_data_loader=loader.split_validation(),
+        valid_data_loader=valid,
     )
+
+
+def tiny_trainer(tmp_path, batch_size=64, **trainer_settings):
+    """A Trainer on the bundled data with a small model without dropout or batch norm."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    loader = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=batch_size, validation_split=0.1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return real_trainer(tmp_path, model, loader, optimizer, epochs=1, **trainer_settings)
 
 
 def test_accumulating_two_half_batches_equals_one_full_batch(tmp_path):
@@ -144,22 +150,10 @@ def plain_trainer(tmp_path, dataset):
     from base import BaseDataLoader
     from model.model import DigitsCNN
 
-    config = copy.deepcopy(CONFIG)
-    config["trainer"].update(epochs=2, save_dir=str(tmp_path), tensorboard=False)
     torch.manual_seed(0)
     model = DigitsCNN(dropout=0.5)
     loader = BaseDataLoader(dataset, batch_size=64, validation_split=0.1, seed=0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=0.003)
-    return Trainer(
-        model,
-        cross_entropy,
-        [accuracy],
-        optimizer,
-        config,
-        torch.device("cpu"),
-        data_loader=loader,
-        valid_data_loader=loader.split_validation(),
-    )
+    return real_trainer(tmp_path, model, loader, torch.optim.AdamW(model.parameters(), lr=0.003), epochs=2)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")

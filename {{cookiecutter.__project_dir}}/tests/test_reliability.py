@@ -28,6 +28,15 @@ def final_state(save_dir):
     return torch.load(run / "checkpoint-epoch3.pth", weights_only=True)
 
 
+def epoch_lines(output: str) -> dict[int, str]:
+    """The logged 'epoch N/M  loss ...' summaries, by epoch."""
+    found = {}
+    for line in output.splitlines():
+        if line.startswith("epoch ") and "/" in line.split()[1]:
+            found[int(line.split()[1].split("/")[0])] = line
+    return found
+
+
 def assert_same_weights(a, b):
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for key in a["state_dict"]:
@@ -40,7 +49,7 @@ def uninterrupted(tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("reference")
     result = run_script(*train_args(save_dir))
     assert result.returncode == 0, result.stderr
-    return final_state(save_dir), step_losses(result.stdout)
+    return final_state(save_dir), step_losses(result.stdout), epoch_lines(result.stdout)
 
 
 @posix_only
@@ -48,7 +57,7 @@ def uninterrupted(tmp_path_factory):
 def test_signal_mid_epoch_saves_and_resumes_exactly(tmp_path, uninterrupted, signum, exit_code):
     """SIGTERM/SIGINT mid-epoch: a checkpoint at the next step, exit 143/130, and a resume that
     ends bit-identical to the uninterrupted run with the same loss at every step."""
-    reference, reference_losses = uninterrupted
+    reference, reference_losses, reference_epochs = uninterrupted
     process = start_script(*train_args(tmp_path))
     before = read_until(process, "step 30 loss")
     sent = time.monotonic()
@@ -64,11 +73,12 @@ def test_signal_mid_epoch_saves_and_resumes_exactly(tmp_path, uninterrupted, sig
     assert_same_weights(final_state(tmp_path), reference)
     losses = {**step_losses("".join(before) + rest), **step_losses(resumed.stdout)}
     assert losses == reference_losses
+    assert epoch_lines(resumed.stdout)[2] == reference_epochs[2], "epoch 2's averages include the steps before the stop"
 
 
 def test_resume_after_an_epoch_boundary_is_exact(tmp_path, uninterrupted):
     """Stopping after epoch 2 and resuming in a fresh process ends bit-identical, same losses."""
-    reference, reference_losses = uninterrupted
+    reference, reference_losses, _ = uninterrupted
     first = run_script(*train_args(tmp_path), "--set", "trainer.epochs=2")
     assert first.returncode == 0, first.stderr
     (checkpoint,) = tmp_path.glob("*/*/checkpoint-epoch2.pth")

@@ -9,7 +9,7 @@ import logging
 import math
 import os
 import re
-import tempfile
+import uuid
 from pathlib import Path
 
 import torch
@@ -38,9 +38,9 @@ def save_checkpoint(state: dict | bytes, path: Path) -> None:
     """
     path = Path(path)
     data = state if isinstance(state, bytes) else serialize(state)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".pth", dir=path.parent)
+    tmp_name = path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}.pth"
     try:
-        with os.fdopen(fd, "wb") as file:
+        with open(tmp_name, "xb") as file:  # unlike mkstemp's 0600, permissions follow the umask
             file.write(data)
             file.flush()
             os.fsync(file.fileno())

@@ -3,6 +3,7 @@
 Single-process runs never call into torch.distributed; every function here is then a cheap no-op.
 """
 
+import gc
 import os
 
 import torch
@@ -45,7 +46,9 @@ def _active() -> bool:
 
 
 def cleanup() -> None:
+    """Leave the process group; objects holding its pending work (DDP) must be freed first."""
     if _active():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -26,8 +26,8 @@ class MetricTracker:
         total = self._sums[key]
         if isinstance(total, torch.Tensor):
             total.add_(value.detach() if isinstance(value, torch.Tensor) else value, alpha=n)
-        elif isinstance(value, torch.Tensor):
-            self._sums[key] = value.detach().float() * n  # a new tensor, safe to update in place from now on
+        elif isinstance(value, torch.Tensor):  # a new tensor, safe to update in place from now on
+            self._sums[key] = value.detach().float() * n + total
         else:
             self._sums[key] = total + value * n
         self._counts[key] += n
