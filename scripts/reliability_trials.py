@@ -1,6 +1,7 @@
 """Kill and interrupt real training runs many times, and count what survived.
 
     OMP_NUM_THREADS=1 python scripts/reliability_trials.py --kills 30 --interrupts 10
+    OMP_NUM_THREADS=1 python scripts/reliability_trials.py --kills 20 --interrupts 0 --channels 128
 
 Bakes the default project into a temporary folder, then:
 - kill trials: start a run that checkpoints every epoch, SIGKILL it at a random moment (saves
@@ -51,8 +52,9 @@ def wait_for(process: subprocess.Popen, marker: str) -> None:
     raise RuntimeError(f"the run ended before printing {marker!r}")
 
 
-def kill_trials(project: Path, save_dir: Path, trials: int, rng: random.Random) -> tuple[int, int]:
+def kill_trials(project: Path, save_dir: Path, trials: int, rng: random.Random, channels: int) -> tuple[int, int]:
     args = ["-c", "config.json", "--set", f"trainer.save_dir={save_dir}", "--set", "trainer.save_period=1"]
+    args += ["--set", f"arch.args.channels={channels}"]  # wider: bigger checkpoints, longer writes
     args += ["--set", "trainer.epochs=100000", "--set", "trainer.early_stop=0"]
     loadable = mid_write = 0
     for trial in range(trials):
@@ -116,11 +118,12 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--interrupts", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--channels", type=int, default=32, help="model width in the kill trials")
     args = parser.parse_args()
     rng = random.Random(args.seed)  # noqa: S311 - picks kill moments, not secrets
     with tempfile.TemporaryDirectory() as tmp:
         project = bake(Path(tmp) / "bake")
-        ok, total = kill_trials(project, Path(tmp) / "kills", args.kills, rng)
+        ok, total = kill_trials(project, Path(tmp) / "kills", args.kills, rng, args.channels)
         print(f"kill -9 trials: {ok}/{total} left a loadable newest checkpoint")
         if os.name == "posix" and args.interrupts:
             same, total = interrupt_trials(project, Path(tmp) / "interrupts", args.interrupts, rng)
