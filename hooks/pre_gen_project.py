@@ -61,6 +61,10 @@ RESERVED_NAMES = frozenset(
     }
 )
 STDLIB_NAMES = frozenset(getattr(sys, "stdlib_module_names", ()))
+# Folder names Windows refuses, whatever the extension or case.
+WINDOWS_DEVICE_NAMES = frozenset(
+    {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+)
 SOFT_KEYWORDS = frozenset(getattr(keyword, "softkwlist", ()))
 
 # The words cookiecutter 2.7 itself accepts for a boolean variable.
@@ -127,6 +131,8 @@ def check_slug(slug):
         return [f"project_slug {slug!r} would shadow the module or folder {slug!r} the project uses - {fix}"]
     if slug in STDLIB_NAMES:
         return [f"project_slug {slug!r} would shadow the standard-library module {slug!r} - {fix}"]
+    if slug in WINDOWS_DEVICE_NAMES:
+        return [f"project_slug {slug!r} is a device name Windows cannot use as a folder - {fix}"]
     return []
 
 

@@ -44,6 +44,7 @@ BAD_SLUGS = [
     pytest.param("MyProject", "contains uppercase letters", id="uppercase"),
     pytest.param("1st_project", "starts with a digit", id="leading-digit"),
     pytest.param("my-project", "is not a lowercase identifier", id="hyphen"),
+    pytest.param("com1", "device name Windows cannot use", id="windows-device"),
     # The folder is named from `__project_dir`, the slug with separators and dots neutralised,
     # so even these never create anything outside the output folder.
     pytest.param("a/b", "path separator or '..'", id="slash"),
