@@ -89,16 +89,33 @@ def test_resume_after_an_epoch_boundary_is_exact(tmp_path, uninterrupted):
 
 
 @posix_only
-def test_second_signal_exits_at_once(tmp_path):
-    """A second Ctrl-C does not wait for the save; whatever is on disk still loads."""
+def test_a_signal_delivered_twice_still_saves(tmp_path):
+    """Ctrl-C under torchrun reaches each process twice (terminal, then torchrun): one stop, saved."""
     process = start_script(*train_args(tmp_path))
     read_until(process, "step 5 loss")
     process.send_signal(signal.SIGINT)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
     assert process.returncode == 130
-    for path in tmp_path.glob("*/*/*.pth"):
-        torch.load(path, weights_only=True)
+    (checkpoint,) = tmp_path.glob("*/*/checkpoint-epoch1-step*.pth")
+    torch.load(checkpoint, weights_only=True)
+
+
+@posix_only
+def test_a_later_second_signal_exits_at_once(monkeypatch):
+    """A second signal after the first was seen ends the process at once (no waiting for a save)."""
+    from utils.stop_signal import StopSignal
+
+    exits = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    monkeypatch.setattr(StopSignal, "SAME_REQUEST_S", 0.0)
+    with StopSignal() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)
+        assert (stop.received, exits) == (signal.SIGTERM, [])
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+    assert exits == [130]
 
 
 @posix_only

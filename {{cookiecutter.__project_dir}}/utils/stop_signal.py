@@ -3,24 +3,32 @@
 import os
 import signal
 import threading
+import time
 
 
 class StopSignal:
     """While active, the first SIGINT/SIGTERM only sets `received`; the training loop then saves
-    at the next step boundary and exits. A second signal exits at once: checkpoints are written
+    at the next step boundary and exits. A later signal exits at once: checkpoints are written
     atomically, so even that cannot leave a broken file behind.
+
+    A repeat within `SAME_REQUEST_S` seconds counts as the same request: Ctrl-C reaches every
+    process of a terminal's process group, and torchrun then forwards a SIGTERM of its own.
     """
 
     SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
+    SAME_REQUEST_S = 2.0
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self._received_at = 0.0
         self._previous: dict = {}
 
     def _handle(self, signum, frame) -> None:
-        if self.received is not None:
+        now = time.monotonic()
+        if self.received is None:
+            self.received, self._received_at = signum, now  # the loop decides when it is safe to stop
+        elif now - self._received_at > self.SAME_REQUEST_S:
             os._exit(128 + signum)
-        self.received = signum  # nothing else here: the loop decides when it is safe to stop
 
     def __enter__(self) -> "StopSignal":
         if threading.current_thread() is threading.main_thread():  # handlers only work there
