@@ -20,8 +20,8 @@ for amp in bf16 fp16; do
 done
 gpus=$(python -c "import torch; print(torch.cuda.device_count())")
 echo "== torchrun on $gpus GPU(s), with a resume"
-torchrun --standalone --nproc_per_node="$gpus" train.py -c config.json --set trainer.epochs=3 --set trainer.save_period=1 --set trainer.save_dir="$work/ddp" | tail -n 2
-torchrun --standalone --nproc_per_node="$gpus" train.py -c config.json -r auto --set trainer.epochs=4 --set trainer.save_dir="$work/ddp" | tail -n 2
+python -m torch.distributed.run --standalone --nproc_per_node="$gpus" train.py -c config.json --set trainer.epochs=3 --set trainer.save_period=1 --set trainer.save_dir="$work/ddp" | tail -n 2
+python -m torch.distributed.run --standalone --nproc_per_node="$gpus" train.py -c config.json -r auto --set trainer.epochs=4 --set trainer.save_dir="$work/ddp" | tail -n 2
 cd - >/dev/null
 echo "== trainer vs hand-written loop on CUDA"
 python benchmarks/overhead.py --only trainer --device cuda --repeats 5
