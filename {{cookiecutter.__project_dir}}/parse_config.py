@@ -24,7 +24,7 @@ from base import BaseDataLoader, BaseModel
 from logger import attach_log_file
 from utils.checkpoint import find_latest, load_checkpoint, run_checkpoints
 from utils.config_schema import check_config, did_you_mean
-from utils.errors import ConfigError
+from utils.errors import ConfigError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +75,11 @@ def _check_arguments(key: str, target, args: dict) -> None:
             raise ConfigError(f"config key '{key}.args.{name}' is missing; {target.__name__} requires it")
 
 
-def validate(config: dict) -> None:
-    """Raise `ConfigError` for the first problem in `config`; return quietly when it is valid."""
-    names = catalog()
+def validate(config: dict, names: dict) -> None:
+    """Raise `ConfigError` for the first problem in `config`; return quietly when it is valid.
+
+    `names` is the `catalog()`: what each section may name.
+    """
     check_config(config, names)
     for key in ("arch", "data_loader", "optimizer", "lr_scheduler"):
         if config.get(key) is not None:
@@ -168,9 +170,9 @@ class ConfigParser:
     """A validated config dict and the means to build the objects it describes."""
 
     def __init__(self, config: dict) -> None:
-        validate(config)
-        self.config = config
         self._catalog = catalog()
+        validate(config, self._catalog)
+        self.config = config
 
     def __getitem__(self, key: str):
         return self.config[key]
@@ -182,8 +184,7 @@ class ConfigParser:
         try:
             obj = target(*args, **{**section.get("args", {}), **kwargs})
         except Exception as exc:  # the message names the key; the constructor's own words say the rest
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"config key '{key}' ({section['type']}): {detail}") from None
+            raise ConfigError(f"config key '{key}' ({section['type']}): {first_line(exc)}") from None
         logger.info("Built %s from config key '%s' with args %s", section["type"], key, section.get("args", {}))
         return obj
 

@@ -139,6 +139,7 @@ class BaseTrainer:
         if self.log_steps:
             logger.debug("step %d loss %.8g", self.global_step, loss.item())
         if self.guard.stop_requested(self.global_step):
+            self.guard.raise_if_loss_was_bad()  # never save weights that a bad loss reached
             name = checkpoint_name(epoch, self.global_step)
             self._save_checkpoint(epoch - 1, name)
             self._interrupt(name)
@@ -171,8 +172,7 @@ class BaseTrainer:
 
     def _save_checkpoint(self, epochs_done: int, *names: str) -> None:
         """Save everything that shapes the rest of the run as each of `names` (call on every process:
-        the checks and the metric sums are agreed by all, the main process alone writes)."""
-        self.guard.raise_if_loss_was_bad()
+        the metric sums are agreed by all, the main process alone writes)."""
         train_metrics = self.train_metrics.state_dict()
         if self.run_dir is None:
             return

@@ -22,7 +22,7 @@ class Trainer(BaseTrainer):
         self.valid_data_loader = valid_data_loader
         self.limit_batches = limit_batches
         for loader in (data_loader, valid_data_loader):
-            if loader is not None and distributed.world_size() > 1:
+            if loader is not None and self.distributed:
                 loader.shard(distributed.rank(), distributed.world_size(), pad=loader is data_loader)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:

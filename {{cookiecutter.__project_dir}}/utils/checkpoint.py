@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from utils.errors import CheckpointError
+from utils.errors import CheckpointError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise CheckpointError(
             f"checkpoint '{path}' cannot be loaded ({reason}); it is corrupt or not a checkpoint"
         ) from None

@@ -5,6 +5,12 @@ the message alone must say what is wrong and how to fix it.
 """
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name): for one-line reports."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class UserError(Exception):
     """Base class: a problem the user can fix by changing their input."""
 
