@@ -16,7 +16,7 @@ cd "$work/my_project"
 for amp in bf16 fp16; do
   echo "== train, amp=$amp"
   python train.py -c config.json --set trainer.amp=$amp --set trainer.epochs=5 --set trainer.save_dir="$work/saved_$amp" | tail -n 3
-  python test.py -r "$(ls "$work"/saved_$amp/DigitsCNN/*/model_best.pth)" | tail -n 3
+  python test.py -r "$(ls "$work"/saved_$amp/Digits/*/model_best.pth)" | tail -n 3
 done
 gpus=$(python -c "import torch; print(torch.cuda.device_count())")
 echo "== torchrun on $gpus GPU(s), with a resume"

@@ -46,14 +46,13 @@ def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) 
 def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -> list[tuple[str, float, float]]:
     sys.path.insert(0, str(project))
     os.chdir(project)
+    import model.model as module_arch
     import torch
     import torch.nn.functional as F
-    from torch import nn
-
-    import model.model as module_arch
     import train
     from base import BaseModel
-    from parse_config import ConfigParser
+    from parse_config import ConfigParser, load_config
+    from torch import nn
 
     torch.set_num_threads(1)
     device = torch.device(device_name)
@@ -69,11 +68,11 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -
             return self.net(x)
 
     module_arch.TinyMLP = TinyMLP  # make it nameable in the config, like a user's own model
-    base_config = json.loads(Path("config.json").read_text())
+    base_config = load_config("config.json")
     mlp = {"type": "TinyMLP", "args": {}}
     # (label, arch, batch size, default logging: TensorBoard + checkpoint + best model every epoch)
     scenarios = [
-        ("DigitsCNN, batch 64", base_config["arch"], 64, True),
+        ("SmallCNN, batch 64", base_config["arch"], 64, True),
         ("TinyMLP, batch 64", mlp, 64, True),
         ("TinyMLP, batch 64, no TB/ckpt", mlp, 64, False),
         ("TinyMLP, batch 11", mlp, 11, True),
@@ -103,7 +102,8 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -
                 torch.manual_seed(0)
                 times["raw"].append(raw_loop(parsed, epochs, device, torch, F))
         steps = trainer.global_step
-        results.append((f"{label} ({steps} steps)", statistics.median(times["trainer"]), statistics.median(times["raw"])))
+        medians = statistics.median(times["trainer"]), statistics.median(times["raw"])
+        results.append((f"{label} ({steps} steps)", *medians))
     return results
 
 

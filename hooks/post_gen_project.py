@@ -3,11 +3,14 @@
 Runs on cookiecutter's own interpreter from a rendered temporary copy, in the project root,
 standard library only: it never imports torch. Steps:
 
-1. ``config.json`` is checked with the ``json`` module (syntax, sections, ``type``/``args``).
-2. Smoke run: the project's own ``train.py -c config.json --smoke`` runs in a subprocess on an
-   interpreter that has torch. Skipped when PYTORCH_TEMPLATE_SKIP_SMOKE=1 (works everywhere,
-   cruft included), when the private answer ``_smoke_run`` is false, or, with a notice and exit
-   0, when no interpreter with torch is found. PYTORCH_TEMPLATE_PYTHON names the interpreter.
+0. The files of options that were not chosen are removed (see ``unused_paths``).
+1. ``config.json`` is checked with the ``json`` module (syntax, sections, ``type``/``args``);
+   a ``config.yaml`` is left to the smoke run, since the standard library cannot read YAML.
+2. Smoke run: the project's own ``train.py -c <config> --smoke`` runs in a subprocess on an
+   interpreter that has torch (and torchvision, PyYAML or tensorboard when the options need
+   them). Skipped when PYTORCH_TEMPLATE_SKIP_SMOKE=1 (works everywhere, cruft included), when
+   the private answer ``_smoke_run`` is false, or, with a notice and exit 0, when no such
+   interpreter is found. PYTORCH_TEMPLATE_PYTHON names the interpreter.
 3. The project must hold nothing new afterwards: ``__pycache__`` folders the run created are
    removed, anything else it wrote or changed is an error.
 
@@ -30,6 +33,18 @@ PROJECT_SLUG = json.loads(
 {{ cookiecutter.project_slug | tojson }}
 """.strip()
 )
+OPTIONS = json.loads(
+    r"""
+{
+  "dataset": {{ cookiecutter.dataset | tojson }},
+  "config_format": {{ cookiecutter.config_format | tojson }},
+  "tensorboard": {{ cookiecutter.tensorboard | tojson }},
+  "github_actions": {{ cookiecutter.github_actions | tojson }},
+  "pre_commit": {{ cookiecutter.pre_commit | tojson }},
+  "license": {{ cookiecutter.license | tojson }}
+}
+""".strip()
+)
 SMOKE_RUN_ANSWER = json.loads(
     r"""
 {{ cookiecutter.get("_smoke_run", none) | tojson }}
@@ -49,7 +64,7 @@ KEEP_HINT = (
     "re-run cookiecutter with --keep-project-on-failure to keep the project and debug it, "
     f"or set {SKIP_ENV}=1 to skip the smoke run"
 )
-TORCH_PROBE = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('torch') else 1)"
+MODULE_PROBE = "import importlib.util, sys; sys.exit(0 if all(map(importlib.util.find_spec, sys.argv[1:])) else 1)"
 FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off", ""})
 
 
@@ -60,6 +75,58 @@ class HookError(Exception):
         super().__init__(f"{what} - {fix}")
         self.what = what
         self.fix = fix
+
+
+# --- 0. files of the options not chosen ------------------------------------------------------
+
+
+def unused_paths(options):
+    """Return the files and folders (relative, '/'-separated) that the chosen options leave out."""
+    paths = []
+    for dataset, files in (
+        ("digits", ["tests/test_digits.py"]),
+        ("mnist", ["data_loader/mnist.py", "tests/test_mnist.py"]),
+        ("image_folder", ["data_loader/image_folder.py", "tests/test_image_folder.py"]),
+    ):
+        if options["dataset"] != dataset:
+            paths += files
+    paths.append("config.yaml" if options["config_format"] == "json" else "config.json")
+    if not is_yes(options["tensorboard"]):
+        paths += ["logger/visualization.py", "tests/test_tensorboard.py"]
+    if not is_yes(options["github_actions"]):
+        paths.append(".github")
+    if not is_yes(options["pre_commit"]):
+        paths.append(".pre-commit-config.yaml")
+    if options["license"] == "none":
+        paths.append("LICENSE")
+    return paths
+
+
+def remove_unused(project_dir, options):
+    """Delete what ``unused_paths`` lists; a path that is already gone is fine (idempotent)."""
+    for relative in unused_paths(options):
+        path = Path(project_dir, *relative.split("/"))
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def config_file(options):
+    """Return the name of the project's config file."""
+    return "config.yaml" if options["config_format"] == "yaml" else CONFIG_FILE
+
+
+def required_modules(options):
+    """Return the modules the smoke run imports, beyond the standard library."""
+    modules = ["torch", "numpy"]
+    if options["dataset"] != "digits":
+        modules.append("torchvision")
+    if options["config_format"] == "yaml":
+        modules.append("yaml")
+    if is_yes(options["tensorboard"]):
+        modules.append("tensorboard")
+    return modules
 
 
 # --- 1. config.json ------------------------------------------------------------------------
@@ -144,11 +211,11 @@ def smoke_env(environ):
     return env
 
 
-def has_torch(python, environ):
-    """Return True if ``python`` can find torch (checked in a subprocess, torch not imported)."""
+def has_modules(python, environ, modules=("torch",)):
+    """Return True if ``python`` can find every module (checked in a subprocess, none imported)."""
     try:
         probe = subprocess.run(
-            [python, "-c", TORCH_PROBE],
+            [python, "-c", MODULE_PROBE, *modules],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -161,12 +228,13 @@ def has_torch(python, environ):
     return probe.returncode == 0
 
 
-def choose_python(environ, current=sys.executable):
-    """Return the interpreter for the smoke run, or None when no Python with torch is found.
+def choose_python(environ, current=sys.executable, modules=("torch",)):
+    """Return the interpreter for the smoke run, or None when no Python with ``modules`` is found.
 
     Order: $PYTORCH_TEMPLATE_PYTHON (must work, else HookError), cookiecutter's own interpreter
-    if it has torch, then ``python3`` and ``python`` on PATH.
+    if it has the modules, then ``python3`` and ``python`` on PATH.
     """
+    wanted = " and ".join(modules)
     named = environ.get(PYTHON_ENV, "")
     if named:
         found = named if os.sep in named else shutil.which(named, path=environ.get("PATH"))
@@ -175,18 +243,19 @@ def choose_python(environ, current=sys.executable):
                 f"{PYTHON_ENV}={named} is not an existing file",
                 f"set {PYTHON_ENV} to the absolute path of a Python that has torch, or unset it",
             )
-        if not has_torch(found, environ):
+        if not has_modules(found, environ, modules):
             raise HookError(
-                f"{PYTHON_ENV}={named} has no torch",
-                f"install torch for it ({named} -m pip install torch) or unset {PYTHON_ENV}",
+                f"{PYTHON_ENV}={named} has no {wanted}",
+                f"install the project's requirements for it ({named} -m pip install -r requirements.txt) "
+                f"or unset {PYTHON_ENV}",
             )
         return found
     if current:
         if current == sys.executable:
-            current_has_torch = importlib.util.find_spec("torch") is not None
+            current_has_all = all(importlib.util.find_spec(name) is not None for name in modules)
         else:
-            current_has_torch = has_torch(current, environ)
-        if current_has_torch:
+            current_has_all = has_modules(current, environ, modules)
+        if current_has_all:
             return current
     # Compare paths as found, not resolved: a venv's python is a symlink to a base interpreter
     # whose packages differ from the venv's.
@@ -196,7 +265,7 @@ def choose_python(environ, current=sys.executable):
         if found is None or os.path.abspath(found) in tried:
             continue
         tried.add(os.path.abspath(found))
-        if has_torch(found, environ):
+        if has_modules(found, environ, modules):
             return found
     return None
 
@@ -206,11 +275,11 @@ def tail(text, lines=OUTPUT_TAIL_LINES):
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def run_smoke(python, project_dir, environ):
-    """Run ``train.py -c config.json --smoke``; return its output, raise HookError on failure."""
+def run_smoke(python, project_dir, environ, config=CONFIG_FILE):
+    """Run ``train.py -c <config> --smoke``; return its output, raise HookError on failure."""
     if not Path(project_dir, TRAIN_SCRIPT).is_file():
         raise HookError(f"{TRAIN_SCRIPT} is missing from the generated project", "fix the template")
-    command = [python, TRAIN_SCRIPT, "-c", CONFIG_FILE, "--smoke"]
+    command = [python, TRAIN_SCRIPT, "-c", config, "--smoke"]
     try:
         result = subprocess.run(
             command,
@@ -268,40 +337,41 @@ def clean_up_after(project_dir, before):
 # --- main ------------------------------------------------------------------------------------
 
 
-def next_steps(slug):
+def next_steps(slug, config=CONFIG_FILE):
     """Return the commands a user runs next."""
     return "\n".join(
         [
             "Next steps:",
             f"  cd {slug}",
             "  pip install -r requirements.txt",
-            "  python train.py -c config.json",
+            f"  python train.py -c {config}",
             "  python test.py -r <run folder>/model_best.pth   # train.py prints the run folder",
             "  python -m pytest",
         ]
     )
 
 
-def smoke_check(project_dir, environ, smoke_answer):
+def smoke_check(project_dir, environ, smoke_answer, options=OPTIONS):
     """Run the smoke check unless skipped; print what happened; raise HookError on failure."""
     reason = skip_reason(environ, smoke_answer)
     if reason is not None:
         print(f"Smoke run skipped ({reason}).")
         return
-    python = choose_python(environ)
+    modules = required_modules(options)
+    python = choose_python(environ, modules=modules)
     if python is None:
         print(
             f"Project {PROJECT_SLUG} created. The smoke check was skipped because no Python "
-            "with torch was found (cookiecutter's own interpreter, python3 and python on PATH "
-            f"lack it; {PYTHON_ENV} can name one). Run it later with:\n"
+            f"with {', '.join(modules)} was found (cookiecutter's own interpreter, python3 and "
+            f"python on PATH lack one; {PYTHON_ENV} can name one). Run it later with:\n"
             f"  cd {PROJECT_SLUG} && pip install -r requirements.txt && "
-            "python train.py -c config.json --smoke"
+            f"python train.py -c {config_file(options)} --smoke"
         )
         return
     before = snapshot(project_dir)
     started = time.monotonic()
     try:
-        output = run_smoke(python, project_dir, environ)
+        output = run_smoke(python, project_dir, environ, config_file(options))
     finally:
         leftovers = clean_up_after(project_dir, before)
     if leftovers:
@@ -313,21 +383,22 @@ def smoke_check(project_dir, environ, smoke_answer):
     print(f"Smoke run passed in {time.monotonic() - started:.1f} s with {python}.")
 
 
-def main(project_dir=".", environ=None, smoke_answer=SMOKE_RUN_ANSWER):
+def main(project_dir=".", environ=None, smoke_answer=SMOKE_RUN_ANSWER, options=OPTIONS):
     """Run every step; print problems as ERROR lines and return the exit status."""
     environ = os.environ if environ is None else environ
     project_dir = os.path.abspath(project_dir)
     try:
-        problems = check_config(project_dir)
+        remove_unused(project_dir, options)
+        problems = check_config(project_dir) if config_file(options) == CONFIG_FILE else []
         if not problems:
-            smoke_check(project_dir, environ, smoke_answer)
+            smoke_check(project_dir, environ, smoke_answer, options)
     except HookError as err:
         problems = [str(err)]
     if problems:
         for problem in problems:
             print(f"ERROR: {problem}", file=sys.stderr)
         return 1
-    print(next_steps(PROJECT_SLUG))
+    print(next_steps(PROJECT_SLUG, config_file(options)))
     return 0
 
 

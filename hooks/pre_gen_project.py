@@ -19,12 +19,27 @@ ANSWERS = json.loads(
   "project_slug": {{ cookiecutter.project_slug | tojson }},
   "description": {{ cookiecutter.description | tojson }},
   "author_name": {{ cookiecutter.author_name | tojson }},
+  "dataset": {{ cookiecutter.dataset | tojson }},
+  "config_format": {{ cookiecutter.config_format | tojson }},
+  "tensorboard": {{ cookiecutter.tensorboard | tojson }},
+  "github_actions": {{ cookiecutter.github_actions | tojson }},
+  "pre_commit": {{ cookiecutter.pre_commit | tojson }},
+  "license": {{ cookiecutter.license | tojson }},
+  "python_version": {{ cookiecutter.python_version | tojson }},
   "_smoke_run": {{ cookiecutter.get("_smoke_run", none) | tojson }}
 }
 """.strip()
 )
 
 MIN_COOKIECUTTER = (2, 7)
+# The choices of cookiecutter.json; answers from a replay file or --no-input bypass its checks.
+CHOICES = {
+    "dataset": ("digits", "mnist", "image_folder"),
+    "config_format": ("json", "yaml"),
+    "license": ("MIT", "BSD-3-Clause", "Apache-2.0", "none"),
+    "python_version": ("3.10", "3.11", "3.12"),
+}
+YES_NO_OPTIONS = ("tensorboard", "github_actions", "pre_commit")
 MAX_PROJECT_NAME = 100
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -39,6 +54,7 @@ RESERVED_NAMES = frozenset(
         "numpy",
         "tensorboard",
         "tqdm",
+        "yaml",
         "pytest",
         "conftest",
         "setuptools",
@@ -163,6 +179,25 @@ def check_smoke_run(value):
     ]
 
 
+def check_choice(key, value):
+    """Return the problems with the answer to a choice variable."""
+    allowed = CHOICES[key]
+    if value in allowed:
+        return []
+    close = [choice for choice in allowed if str(value).strip().lower() == choice.lower()]
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return [f"{key} {value!r} is not one of {', '.join(allowed)}{hint} - pass one of them (--no-input {key}=...)"]
+
+
+def check_yes_no(key, value):
+    """Return the problems with the answer to a yes/no variable (a bool, or a word on the CLI)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        return []
+    return [f"{key} {value!r} is not a yes/no value - use true or false (--no-input {key}=false)"]
+
+
 def validate(answers, version):
     """Return every problem with the answers and the cookiecutter version, in a stable order."""
     problems = check_cookiecutter_version(version)
@@ -174,6 +209,10 @@ def validate(answers, version):
     problems += check_slug(answers.get("project_slug"))
     problems += check_text("description", answers.get("description"))
     problems += check_text("author_name", answers.get("author_name"))
+    for key in CHOICES:
+        problems += check_choice(key, answers.get(key))
+    for key in YES_NO_OPTIONS:
+        problems += check_yes_no(key, answers.get(key))
     problems += check_smoke_run(answers.get("_smoke_run"))
     return problems
 

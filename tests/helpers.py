@@ -72,11 +72,41 @@ def is_junk(relative):
     return any(part in JUNK_NAMES for part in parts) or Path(relative).suffix in JUNK_SUFFIXES
 
 
+# What each option leaves out of a project, stated here independently of the post-gen hook.
+DATASET_ONLY = {
+    "digits": {"tests/test_digits.py"},
+    "mnist": {"data_loader/mnist.py", "tests/test_mnist.py"},
+    "image_folder": {"data_loader/image_folder.py", "tests/test_image_folder.py"},
+}
+CONFIG_FILES = {"json": "config.json", "yaml": "config.yaml"}
+
+
+def left_out(answers):
+    """The template paths (files or folders) that a project made with ``answers`` lacks."""
+    paths = set()
+    for dataset, files in DATASET_ONLY.items():
+        if answers["dataset"] != dataset:
+            paths |= files
+    paths |= {name for key, name in CONFIG_FILES.items() if key != answers["config_format"]}
+    if not answers["tensorboard"]:
+        paths |= {"logger/visualization.py", "tests/test_tensorboard.py"}
+    if not answers["github_actions"]:
+        paths.add(".github")
+    if not answers["pre_commit"]:
+        paths.add(".pre-commit-config.yaml")
+    if answers["license"] == "none":
+        paths.add("LICENSE")
+    return paths
+
+
 def expected_listing(**answers):
-    """The paths a bake must produce: the template folder's listing with names rendered."""
+    """The paths a bake must produce: the template folder's listing with names rendered, less
+    the files of the options not chosen."""
     context = render_context(**answers)
     env = create_env_with_context(context)
-    return {env.from_string(path).render(**context) for path in listing(TEMPLATE)}
+    rendered = {env.from_string(path).render(**context) for path in listing(TEMPLATE)}
+    gone = left_out(context["cookiecutter"])
+    return {path for path in rendered if not any(path == g or path.startswith(g + "/") for g in gone)}
 
 
 COPY_ONLY_PATTERNS = json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8")).get(

@@ -274,11 +274,11 @@ with open("config.json", "a") as f:
 def test_missing_python_with_torch_is_a_notice_not_a_failure(hook, tmp_path, capsys, monkeypatch):
     """Without any Python that has torch, the project is kept (exit 0) and the user is told the
     smoke check was skipped and the exact commands to run it later."""
-    monkeypatch.setattr(hook, "choose_python", lambda environ: None)
+    monkeypatch.setattr(hook, "choose_python", lambda environ, modules: None)
     project = fake_project(tmp_path / "p", "raise SystemExit('must not run')\n")
     assert hook.main(project, env_for()) == 0
     out = capsys.readouterr().out
-    assert "smoke check was skipped because no Python with torch was found" in out
+    assert "smoke check was skipped because no Python with torch, numpy, tensorboard was found" in out
     assert f"cd {hook.PROJECT_SLUG} && pip install -r requirements.txt && " in out
     assert "&& python train.py -c config.json --smoke" in out
 
@@ -310,3 +310,51 @@ def test_hooks_render_when_cruft_drops_private_variables(tmp_path):
     assert post.SMOKE_RUN_ANSWER is None
     assert post.skip_reason({}, post.SMOKE_RUN_ANSWER) is None
     assert post.skip_reason({SKIP_ENV: "1"}, post.SMOKE_RUN_ANSWER) == f"{SKIP_ENV} is set"
+
+
+# --- options ---------------------------------------------------------------------------------
+
+
+def test_unchosen_option_files_are_removed_and_removal_is_idempotent(tmp_path):
+    """The hook deletes the files of the options not chosen; run again (as cruft does), it finds
+    nothing more to do and does not fail."""
+    options = {"dataset": "mnist", "config_format": "yaml", "tensorboard": False}
+    options.update(github_actions=False, pre_commit=False, license="none")
+    hook = load_hook("post_gen_project", tmp_path, **options)
+    project = tmp_path / "p"
+    for relative in (
+        "data_loader/mnist.py",
+        "data_loader/image_folder.py",
+        "tests/test_digits.py",
+        "config.json",
+        "config.yaml",
+        "logger/visualization.py",
+        ".github/workflows/ci.yml",
+        ".pre-commit-config.yaml",
+        "LICENSE",
+    ):
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).write_text("x", encoding="utf-8")
+    hook.remove_unused(project, hook.OPTIONS)
+    hook.remove_unused(project, hook.OPTIONS)
+    left = sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file())
+    assert left == ["config.yaml", "data_loader/mnist.py"]
+    assert not (project / ".github").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "extra"),
+    [
+        pytest.param({}, ["tensorboard"], id="defaults"),
+        pytest.param({"dataset": "mnist", "tensorboard": False}, ["torchvision"], id="mnist"),
+        pytest.param(
+            {"config_format": "yaml", "dataset": "image_folder"}, ["torchvision", "yaml", "tensorboard"], id="yaml"
+        ),
+    ],
+)
+def test_smoke_run_needs_a_python_with_the_options_modules(tmp_path, options, extra):
+    """The smoke run's interpreter must have what the chosen options import (torchvision for
+    MNIST and image folders, PyYAML for YAML), else it is skipped with a notice."""
+    hook = load_hook("post_gen_project", tmp_path, **options)
+    assert hook.required_modules(hook.OPTIONS) == ["torch", "numpy", *extra]
+    assert hook.choose_python(env_for(), modules=["torch", "no_such_module_here"]) is None

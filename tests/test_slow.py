@@ -19,15 +19,33 @@ pytestmark = pytest.mark.slow
 PROJECT_TESTS_TIMEOUT_S = 420
 
 
-@pytest.fixture(scope="module")
-def smoke_baked(tmp_path_factory):
-    """The default project baked by the cookiecutter CLI with the smoke run on."""
-    out = tmp_path_factory.mktemp("smoke") / "out"
+# One bake per dataset; the other options vary between them so that each value is run for real.
+DATASET_BAKES = {
+    "digits": {},
+    "mnist": {
+        "dataset": "mnist",
+        "config_format": "yaml",
+        "tensorboard": False,
+        "github_actions": False,
+        "license": "BSD-3-Clause",
+        "python_version": "3.11",
+    },
+    "image_folder": {"dataset": "image_folder", "pre_commit": False, "license": "none", "python_version": "3.12"},
+}
+
+
+@pytest.fixture(scope="module", params=list(DATASET_BAKES))
+def smoke_baked(request, tmp_path_factory):
+    """A project per dataset, baked by the cookiecutter CLI with the smoke run on."""
+    answers = DATASET_BAKES[request.param]
+    out = tmp_path_factory.mktemp(f"smoke-{request.param}") / "out"
+    cli_answers = [f"{key}={'no' if value is False else value}" for key, value in answers.items()]
     started = time.monotonic()
-    result = cookiecutter_cli(sys.executable, out, env={SKIP_ENV: "", PYTHON_ENV: ""})
+    result = cookiecutter_cli(sys.executable, out, *cli_answers, env={SKIP_ENV: "", PYTHON_ENV: ""})
     seconds = time.monotonic() - started
     project = out / "my_project"
     return {
+        "answers": answers,
         "result": result,
         "seconds": seconds,
         "project": project,
@@ -36,18 +54,19 @@ def smoke_baked(tmp_path_factory):
 
 
 def test_smoke_run_passes_and_leaves_nothing_behind(smoke_baked):
-    """A default bake trains a couple of batches successfully and the project afterwards holds
-    exactly the template's files: no __pycache__, no saved/ runs, no logs."""
+    """A bake of each dataset trains a couple of batches successfully (MNIST and image folders on
+    a generated sample, no download) and the project afterwards holds exactly its files: no
+    __pycache__, no saved/ runs, no logs, no data."""
     result = smoke_baked["result"]
     assert result.returncode == 0, result.stdout
     assert "Smoke run passed in" in result.stdout
     assert "Smoke run skipped" not in result.stdout
-    assert smoke_baked["listing"] == expected_listing()
+    assert smoke_baked["listing"] == expected_listing(**smoke_baked["answers"])
     print(f"bake with smoke run: {smoke_baked['seconds']:.1f} s")
 
 
 def test_generated_project_own_tests_pass(smoke_baked):
-    """The generated project's own test suite passes as generated (`python -m pytest`)."""
+    """Each dataset's generated project passes its own test suite as generated (`python -m pytest`)."""
     project = smoke_baked["project"]
     assert project.is_dir(), smoke_baked["result"].stdout
     started = time.monotonic()
@@ -152,7 +171,7 @@ def test_cookiecutter_without_torch_keeps_project_with_notice(venv_without_torch
     }
     result = cookiecutter_cli(venv_without_torch, out, env=env, timeout=120)
     assert result.returncode == 0, result.stdout
-    assert "smoke check was skipped because no Python with torch was found" in result.stdout
+    assert "smoke check was skipped because no Python with torch, numpy" in result.stdout
     assert "cd my_project && pip install -r requirements.txt && python train.py" in result.stdout
     assert listing(out / "my_project") == expected_listing()
 

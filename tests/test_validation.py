@@ -2,12 +2,13 @@
 
 import ast
 import keyword
+import re
 import sys
 
 import pytest
 from cookiecutter.exceptions import FailedHookException
 
-from helpers import bake, load_hook
+from helpers import REPO, bake, load_hook
 
 NAMES_THE_PROJECT_USES = [
     "torch",
@@ -238,3 +239,42 @@ def test_smoke_run_switch_must_be_yes_or_no(tmp_path, value, ok):
     anything else is refused before the project is written."""
     hook = load_hook("pre_gen_project", tmp_path)
     assert (hook.check_smoke_run(value) == []) is ok
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("dataset", "MNIST", "dataset 'MNIST' is not one of digits, mnist, image_folder (did you mean 'mnist'?)"),
+        ("dataset", "cifar10", "dataset 'cifar10' is not one of digits, mnist, image_folder - "),
+        ("config_format", "toml", "config_format 'toml' is not one of json, yaml - "),
+        ("license", "GPL-3.0", "license 'GPL-3.0' is not one of MIT, BSD-3-Clause, Apache-2.0, none - "),
+        ("python_version", "3.9", "python_version '3.9' is not one of 3.10, 3.11, 3.12 - "),
+        ("tensorboard", "maybe", "tensorboard 'maybe' is not a yes/no value - use true or false"),
+        ("github_actions", 2, "github_actions 2 is not a yes/no value"),
+        ("pre_commit", None, "pre_commit None is not a yes/no value"),
+    ],
+)
+def test_option_answers_outside_their_choices_are_refused(tmp_path, key, value, message):
+    """Answers that bypass cookiecutter's own choice checks (a replay file, an old cruft state)
+    are refused by the pre-gen hook with one line naming the option and its choices."""
+    hook = load_hook("pre_gen_project", tmp_path)
+    answers = dict(hook.ANSWERS, **{key: value})
+    problems = hook.validate(answers, "2.7.1")
+    assert len(problems) == 1
+    assert problems[0].startswith(message), problems
+
+
+@pytest.mark.parametrize("value", [True, False, "yes", "no", "False", "on"])
+def test_yes_no_options_take_bools_and_yes_no_words(tmp_path, value):
+    hook = load_hook("pre_gen_project", tmp_path)
+    assert hook.validate(dict(hook.ANSWERS, tensorboard=value, pre_commit=value), "2.7.1") == []
+
+
+def test_choice_outside_the_list_writes_nothing(tmp_path):
+    """cookiecutter itself refuses `dataset=cifar` before the hooks run: nothing is written, and
+    its message lists the choices."""
+    from cookiecutter.main import cookiecutter
+
+    with pytest.raises(ValueError, match=re.escape("the choices are ['digits', 'mnist', 'image_folder']")):
+        cookiecutter(str(REPO), no_input=True, extra_context={"dataset": "cifar"}, output_dir=str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

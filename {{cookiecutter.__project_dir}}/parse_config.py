@@ -2,21 +2,24 @@
 
 Each `{"type": NAME, "args": {...}}` section of the config names a class or function from the
 modules listed in `catalog()`. To make your own code usable from the config, define it in one of
-those modules (or add a module there). Everything is checked before anything is built.
+those modules, or, for data loaders, in any new file of the `data_loader` folder. Everything is
+checked before anything is built. Configs are JSON or YAML, told apart by the file extension.
 """
 
 import argparse
 import copy
+import importlib
 import inspect
 import json
 import logging
+import pkgutil
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import torch
 
-import data_loader.data_loaders as module_data
+import data_loader
 import model.loss as module_loss
 import model.metric as module_metric
 import model.model as module_arch
@@ -43,11 +46,22 @@ def _defined_in(module, base: type | None = None) -> dict:
     return {name: obj for name, obj in vars(module).items() if not name.startswith("_") and usable(obj)}
 
 
+def _data_loaders() -> dict:
+    """The `BaseDataLoader` subclasses of every module in the `data_loader` folder.
+
+    Imported here, when a config is read, rather than at start-up: some need torchvision.
+    """
+    found = {}
+    for info in pkgutil.iter_modules(data_loader.__path__):
+        found.update(_defined_in(importlib.import_module(f"data_loader.{info.name}"), BaseDataLoader))
+    return found
+
+
 def catalog() -> dict[str, dict]:
     """For each config section, the names it may use and what they refer to."""
     return {
         "arch": _defined_in(module_arch, BaseModel),
-        "data_loader": _defined_in(module_data, BaseDataLoader),
+        "data_loader": _data_loaders(),
         "optimizer": _defined_in(torch.optim, torch.optim.Optimizer),
         "lr_scheduler": _defined_in(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler),
         "loss": _defined_in(module_loss),
@@ -87,11 +101,23 @@ def validate(config: dict, names: dict) -> None:
 
 
 def load_config(path: str | Path) -> dict:
-    """Read a JSON config; syntax errors name the line and column, duplicate keys are refused."""
+    """Read a JSON or YAML config (by extension); errors name the line and column, duplicate keys
+    are refused, and the editor-only `$schema` key is dropped."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist; pass an existing file with -c")
+    try:
+        # utf-8-sig: Windows editors may start the file with a byte-order mark
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
+    config = _parse_yaml(text, path) if path.suffix.lower() in (".yaml", ".yml") else _parse_json(text, path)
+    if isinstance(config, dict):
+        config.pop("$schema", None)
+    return config
 
+
+def _parse_json(text: str, path: Path):
     def no_duplicates(pairs):
         keys = [k for k, _ in pairs]
         for k in keys:
@@ -100,12 +126,39 @@ def load_config(path: str | Path) -> dict:
         return dict(pairs)
 
     try:
-        # utf-8-sig: Windows editors may start the file with a byte-order mark
-        return json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=no_duplicates)
+        return json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8 JSON") from None
+
+
+def _parse_yaml(text: str, path: Path):
+    try:
+        import yaml  # only YAML configs need PyYAML
+    except ImportError:
+        raise ConfigError(f"{path}: reading YAML needs PyYAML; pip install pyyaml") from None
+
+    class StrictLoader(yaml.SafeLoader):
+        """YAML's safe loader (plain data only), refusing a key given twice instead of keeping the last."""
+
+    def no_duplicates(loader, node):
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)
+            if isinstance(key, str) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"{path}:{line}: key {key!r} appears twice in the same mapping; keep one")
+            seen.add(key)
+        return loader.construct_mapping(node)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, no_duplicates)
+    try:
+        return yaml.load(text, Loader=StrictLoader)  # a SafeLoader: plain data, no Python objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{mark.line + 1}:{mark.column + 1}:" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {first_line(exc)}") from None
 
 
 def set_by_path(config: dict, assignment: str) -> None:
@@ -188,6 +241,10 @@ class ConfigParser:
         logger.info("Built %s from config key '%s' with args %s", section["type"], key, section.get("args", {}))
         return obj
 
+    def target(self, key: str):
+        """The class or function that `config[key]["type"]` names."""
+        return self._catalog[key][self.config[key]["type"]]
+
     def function(self, key: str, name: str):
         """The function `name` from the catalog section `key` ('loss' or 'metrics')."""
         return self._catalog[key][name]
@@ -240,7 +297,7 @@ def open_run_dir(config: dict, resume_path: Path | None) -> Path:
 def arg_parser(doc: str) -> OneLineArgumentParser:
     """The options train.py and test.py share; `doc` (the script's docstring) shows examples."""
     parser = OneLineArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", help="config file (JSON)")
+    parser.add_argument("-c", "--config", help="config file (.json, or .yaml / .yml)")
     parser.add_argument(
         "-r", "--resume", help="checkpoint (.pth) to continue from or evaluate; 'auto' (train.py, with -c): the latest"
     )

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on the test split and print its loss and metrics.
 
-python test.py -r saved/DigitsCNN/<run>/model_best.pth
+python test.py -r saved/<name>/<run>/model_best.pth
 python test.py -r <checkpoint> -d cpu
 python test.py -r <checkpoint> -c config.json   # data and model from this config instead
 """

@@ -2,9 +2,10 @@
 
 python train.py -c config.json
 python train.py -c config.json --lr 0.001 --bs 128 --set trainer.epochs=5
-python train.py -r saved/DigitsCNN/<run>/checkpoint-epoch10.pth --set trainer.epochs=40
+python train.py -r saved/<name>/<run>/checkpoint-epoch10.pth --set trainer.epochs=40
 python train.py -c config.json -r auto       # the newest run's latest checkpoint
 python train.py -c config.json --smoke      # two batches into a temporary folder
+python train.py -c config.yaml              # YAML configs work the same way
 """
 
 import random
@@ -35,6 +36,12 @@ def parse_args(argv=None):
 def build_trainer(config: ConfigParser, device: torch.device, limit_batches: int | None = None) -> Trainer:
     data_loader = config.init_obj("data_loader", seed=config["seed"])
     model = config.init_obj("arch").to(device)
+    classes, outputs = data_loader.classes, getattr(model, "num_classes", None)
+    if classes is not None and outputs is not None and outputs != len(classes):
+        raise ConfigError(
+            f"config key 'arch.args.num_classes' is {outputs} but the data has {len(classes)} classes "
+            f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); set it to {len(classes)}"
+        )
     optimizer = config.init_obj("optimizer", [p for p in model.parameters() if p.requires_grad])
     lr_scheduler = config.init_obj("lr_scheduler", optimizer) if config.config.get("lr_scheduler") else None
     return Trainer(
@@ -88,9 +95,18 @@ def run(args) -> int:
 
 
 def smoke(config: ConfigParser, device: torch.device) -> int:
-    """Train a couple of batches, save and reload a checkpoint, and leave no files behind."""
+    """Train a couple of batches, save and reload a checkpoint, and leave no files behind.
+
+    Data that is not bundled with the project (its loader has `write_sample`) is replaced by a
+    small generated sample in the temporary folder, so the smoke run needs no download.
+    """
     with tempfile.TemporaryDirectory(prefix="smoke-", ignore_cleanup_errors=True) as tmp:
         config.config["trainer"].update(epochs=1, save_dir=tmp)
+        write_sample = getattr(config.target("data_loader"), "write_sample", None)
+        if write_sample is not None:
+            write_sample(f"{tmp}/data")
+            config.config["data_loader"].setdefault("args", {})["data_dir"] = f"{tmp}/data"
+            print(f"Smoke run on a generated sample of {config['data_loader']['type']} data (no download)")
         trainer = build_trainer(config, device, limit_batches=SMOKE_BATCHES)
         log = trainer.train(create_run_dir(config.config))
         load_checkpoint(trainer.run_dir / "checkpoint-epoch1.pth", map_location="cpu")

@@ -17,7 +17,14 @@ class BaseDataLoader:
     Under torchrun, `shard` gives each process its part of every global batch of
     `batch_size * world_size` samples, like `DistributedSampler` with `set_epoch`: the epoch's
     data position is then a sample count that stays valid if the number of processes changes.
+
+    `valid_dataset` holds the same samples as `dataset` seen without training augmentation; the
+    validation split reads from it.
     """
+
+    # Class names, where the data defines them (one folder per class); train.py then checks that
+    # the model has as many outputs.
+    classes: list[str] | None = None
 
     def __init__(
         self,
@@ -28,12 +35,14 @@ class BaseDataLoader:
         num_workers: int = 0,
         seed: int = 0,
         indices: torch.Tensor | None = None,
+        valid_dataset: Dataset | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
         self.dataset = dataset
+        self.valid_dataset = dataset if valid_dataset is None else valid_dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.num_workers = num_workers
@@ -60,7 +69,7 @@ class BaseDataLoader:
         if len(self.valid_indices) == 0:
             return None
         return BaseDataLoader(
-            self.dataset, self.batch_size, False, 0.0, self.num_workers, self.seed, self.valid_indices
+            self.valid_dataset, self.batch_size, False, 0.0, self.num_workers, self.seed, self.valid_indices
         )
 
     def set_epoch(self, epoch: int, skip_samples: int = 0) -> None:

@@ -1,6 +1,7 @@
 """The epoch loop shared by all trainers: monitoring, early stopping, checkpoints and resume."""
 
 import contextlib
+import importlib.util
 import logging
 import math
 from pathlib import Path
@@ -8,7 +9,6 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from logger import TensorboardWriter
 from utils import MetricTracker, distributed
 from utils.checkpoint import checkpoint_name, load_model_state, sweep_temp_files
 from utils.checkpoint_writer import CheckpointWriter
@@ -39,6 +39,11 @@ class BaseTrainer:
         self.checkpoints = CheckpointWriter(keep_last=settings.get("keep_last", 3))
         self.early_stop = settings.get("early_stop", 0)
         self.tensorboard = settings.get("tensorboard", False)
+        if self.tensorboard and importlib.util.find_spec("logger.visualization") is None:
+            raise ConfigError(
+                "config key 'trainer.tensorboard' is true, but logger/visualization.py is not in this project "
+                "(made without TensorBoard); set it to false"
+            )
         self.accumulate = settings.get("accumulate", 1)
         self.clip_grad_norm = settings.get("clip_grad_norm")
         self.amp_dtype = AMP_DTYPES.get(settings.get("amp", "off"))
@@ -78,7 +83,11 @@ class BaseTrainer:
             for path in sweep_temp_files(self.run_dir):
                 logger.warning("Removed %s, left by a run killed while saving", path.name)
         self.log_steps = logger.isEnabledFor(logging.DEBUG)  # per-step losses cost a device sync
-        writer = TensorboardWriter(self.run_dir, self.tensorboard and self.run_dir is not None, self.start_epoch)
+        writer = None
+        if self.tensorboard and self.run_dir is not None:
+            from logger.visualization import TensorboardWriter  # optional file; tensorboard imports slowly
+
+            writer = TensorboardWriter(self.run_dir, self.start_epoch)
         log: dict[str, float] = {}
         try:
             with self.guard.signal:
@@ -86,7 +95,8 @@ class BaseTrainer:
                     log = {**self._train_epoch(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
                     self.guard.raise_if_loss_was_bad()
                     self._step_scheduler(log)
-                    writer.add_scalars(log, epoch)
+                    if writer is not None:
+                        writer.add_scalars(log, epoch)
                     logger.info(
                         "epoch %d/%d  %s", epoch, self.epochs, "  ".join(f"{k} {v:.6g}" for k, v in log.items())
                     )
@@ -95,7 +105,8 @@ class BaseTrainer:
                 self.checkpoints.wait()  # still under the signal handler: a SIGTERM now is handled
             distributed.barrier()  # the others wait for the main process to finish saving
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
             self.checkpoints.wait()
         return log
 

@@ -1,30 +1,24 @@
-"""TensorBoard scalars, or nothing when `trainer.tensorboard` is false."""
+"""TensorBoard scalars; the trainer imports this file only when `trainer.tensorboard` is true."""
 
 from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
 
 
 class TensorboardWriter:
     """Writes one point per epoch for each logged value: `tensorboard --logdir saved/`.
 
-    The tensorboard package is imported only when enabled, since it is slow to import.
     `first_step` drops points a previous, interrupted process wrote past its last checkpoint,
     so a resumed run's curves continue without duplicates.
     """
 
-    def __init__(self, log_dir: Path, enabled: bool, first_step: int = 1) -> None:
-        self.writer = None
-        if enabled:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=first_step if first_step > 1 else None)
+    def __init__(self, log_dir: Path, first_step: int = 1) -> None:
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=first_step if first_step > 1 else None)
 
     def add_scalars(self, values: dict[str, float], step: int) -> None:
-        if self.writer is None:
-            return
         for key, value in values.items():
             tag = f"val/{key[4:]}" if key.startswith("val_") else f"train/{key}"
             self.writer.add_scalar(tag, value, step)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.writer.close()

@@ -6,19 +6,24 @@ from torch import nn
 from base import BaseModel
 
 
-class DigitsCNN(BaseModel):
-    """A small CNN for 8x8 single-channel images: two 3x3 convolutions, then two linear layers."""
+class SmallCNN(BaseModel):
+    """Two 3x3 convolutions, a max-pool down to a 4x4 grid, then two linear layers.
 
-    def __init__(self, num_classes: int = 10, channels: int = 32, dropout: float = 0.25) -> None:
+    The pool adapts to the input size, so the same model takes the 8x8 digits, 28x28 MNIST and
+    the resized images of an image folder; `in_channels` is 1 for grayscale and 3 for colour.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, channels: int = 32, dropout: float = 0.25) -> None:
         super().__init__()
+        self.num_classes = num_classes  # train.py compares it with the classes the data has
         self.features = nn.Sequential(
-            nn.Conv2d(1, channels, kernel_size=3, padding=1),
+            nn.Conv2d(in_channels, channels, kernel_size=3, padding=1),
             nn.BatchNorm2d(channels),
             nn.ReLU(),
             nn.Conv2d(channels, 2 * channels, kernel_size=3, padding=1),
             nn.BatchNorm2d(2 * channels),
             nn.ReLU(),
-            nn.MaxPool2d(2),
+            nn.AdaptiveMaxPool2d(4),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
@@ -30,5 +35,5 @@ class DigitsCNN(BaseModel):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores (logits) of shape (batch, num_classes) for images of shape (batch, 1, 8, 8)."""
+        """Class scores (logits) of shape (batch, num_classes) for images of shape (batch, C, H, W)."""
         return self.classifier(self.features(x))

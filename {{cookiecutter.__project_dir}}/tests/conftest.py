@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from tests.helpers import TEST_CONFIG
+
 
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
@@ -13,4 +15,4 @@ def one_torch_thread():
 @pytest.fixture
 def quick_run(tmp_path):
     """Options that make train.py save into `tmp_path` instead of the project's saved/."""
-    return ["-c", "config.json", "--set", f"trainer.save_dir={tmp_path.as_posix()}"]
+    return ["-c", TEST_CONFIG, "--set", f"trainer.save_dir={tmp_path.as_posix()}"]

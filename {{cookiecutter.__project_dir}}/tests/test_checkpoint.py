@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from model.model import DigitsCNN
+from model.model import SmallCNN
 from tests.helpers import run_script
 from utils import CheckpointError
 from utils.checkpoint import load_checkpoint, load_model_state, save_checkpoint
@@ -22,7 +22,7 @@ def test_training_checkpoint_loads_with_weights_only_in_a_fresh_process(tmp_path
     )
     loaded = run_script("-I", "-c", probe, str(checkpoint))
     assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.split()[:3] == ["1", "DigitsCNN", "dict"]
+    assert loaded.stdout.split()[:3] == ["1", "SmallCNN", "dict"]
 
 
 class Unpicklable:
@@ -68,7 +68,7 @@ def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
 
 def test_weights_of_another_architecture_are_explained_in_one_line():
     """Loading weights into a differently sized model names the first mismatching tensor."""
-    small, large = DigitsCNN(channels=8), DigitsCNN(channels=16)
+    small, large = SmallCNN(channels=8), SmallCNN(channels=16)
     with pytest.raises(CheckpointError, match=r"features\.0\.weight is .* the model has") as info:
         load_model_state(large, small.state_dict())
     assert "\n" not in str(info.value)

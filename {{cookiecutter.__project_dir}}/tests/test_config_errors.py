@@ -14,9 +14,10 @@ import torch
 
 import test as test_script
 import train
-from tests.helpers import PROJECT_DIR, run_script
+from parse_config import load_config
+from tests.helpers import PROJECT_DIR, TEST_CONFIG, run_script
 
-DEFAULT = json.loads((PROJECT_DIR / "config.json").read_text(encoding="utf-8"))
+DEFAULT = load_config(PROJECT_DIR / TEST_CONFIG)
 
 
 def edit(path: str, value=None, delete: bool = False):
@@ -38,7 +39,7 @@ def edit(path: str, value=None, delete: bool = False):
 CASES = [
     # (id, change to the default config or raw file text, extra CLI args, expected in the message)
     ("invalid-json", '{\n  "name": "x",\n  "seed": 0\n  "arch": {}\n}', [], ":4:3: invalid JSON"),
-    ("not-an-object", "[1, 2]", [], "must be a JSON object"),
+    ("not-an-object", "[1, 2]", [], "must be a mapping of keys"),
     ("duplicate-key", '{"name": "a", "name": "b"}', [], "key 'name' appears twice"),
     ("unknown-top-key", edit("trainr", {}), [], "'trainr' is unknown (did you mean 'trainer'?)"),
     ("missing-section", edit("arch", delete=True), [], "'arch' is missing"),
@@ -65,18 +66,18 @@ CASES = [
         [],
         "need data_loader.args.validation_split > 0",
     ),
-    ("section-typo", edit("arch.typ", "DigitsCNN"), [], "'arch.typ' is unknown (did you mean 'type'?)"),
+    ("section-typo", edit("arch.typ", "SmallCNN"), [], "'arch.typ' is unknown (did you mean 'type'?)"),
     (
         "arch-type",
-        edit("arch.type", "DigitCNN"),
+        edit("arch.type", "SmalCNN"),
         [],
-        "'arch.type': unknown name 'DigitCNN' (did you mean 'DigitsCNN'?)",
+        "'arch.type': unknown name 'SmalCNN' (did you mean 'SmallCNN'?)",
     ),
     (
         "arch-arg",
         edit("arch.args.dropuot", 0.1),
         [],
-        "'arch.args.dropuot': DigitsCNN has no argument 'dropuot' (did you mean 'dropout'?)",
+        "'arch.args.dropuot': SmallCNN has no argument 'dropuot' (did you mean 'dropout'?)",
     ),
     ("arch-args-list", edit("arch.args", [1]), [], "'arch.args': got [1], expected an object"),
     ("optimizer-type", edit("optimizer.type", "Adamw"), [], "(did you mean 'AdamW'?)"),
@@ -121,7 +122,7 @@ CASES = [
     ("set-unknown-key", None, ["--set", "trainer.epoch=3"], "unknown key 'trainer.epoch' (did you mean 'epochs'?)"),
     ("set-unknown-section", None, ["--set", "trainr.epochs=3"], "no section 'trainr' (did you mean 'trainer'?)"),
     ("set-bad-value", None, ["--set", "trainer.epochs=-3"], "'trainer.epochs': got -3"),
-    ("set-new-arg", None, ["--set", "arch.args.dropout_rate=0.1"], "DigitsCNN has no argument 'dropout_rate'"),
+    ("set-new-arg", None, ["--set", "arch.args.dropout_rate=0.1"], "SmallCNN has no argument 'dropout_rate'"),
     ("lr-not-a-number", None, ["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
     ("bs-negative", None, ["--bs", "-4"], "'data_loader.args.batch_size': got -4"),
     ("unknown-option", None, ["--epochs", "3"], "unrecognized arguments: --epochs 3"),
@@ -156,7 +157,7 @@ def test_broken_config_gives_one_line_and_exit_2(tmp_path, capsys, monkeypatch, 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_asking_for_cuda_without_cuda_is_a_clear_error(capsys):
-    assert train.main(["-c", "config.json", "--device", "cuda"]) == 2
+    assert train.main(["-c", TEST_CONFIG, "--device", "cuda"]) == 2
     assert "CUDA is not available on this machine; use --device cpu" in capsys.readouterr().err
 
 
@@ -205,15 +206,13 @@ def test_save_dir_blocked_by_a_file_is_a_clear_error(tmp_path, capsys, monkeypat
     monkeypatch.chdir(PROJECT_DIR)
     blocker = tmp_path / "saved"
     blocker.write_text("not a folder", encoding="utf-8")
-    assert train.main(["-c", "config.json", "--set", f"trainer.save_dir={blocker.as_posix()}"]) == 2
+    assert train.main(["-c", TEST_CONFIG, "--set", f"trainer.save_dir={blocker.as_posix()}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: config key 'trainer.save_dir': cannot create") and err.count("\n") == 1
 
 
 def test_config_saved_with_a_byte_order_mark_is_read(tmp_path):
     """Windows editors may save UTF-8 with a BOM; the config still loads."""
-    from parse_config import load_config
-
     path = tmp_path / "config.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(DEFAULT).encode("utf-8"))
     assert load_config(path) == DEFAULT
@@ -229,3 +228,38 @@ def test_torchrun_device_choices_are_checked(monkeypatch, device):
     monkeypatch.setenv("LOCAL_RANK", "0")
     with pytest.raises(ConfigError, match="under torchrun use auto, cuda or cpu"):
         distributed.setup(device)
+
+
+def test_yaml_config_holds_the_same_settings_as_json(tmp_path):
+    """train.py reads YAML as well as JSON, whichever format the project was made with."""
+    yaml = pytest.importorskip("yaml")
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump(DEFAULT), encoding="utf-8")
+    assert load_config(path) == DEFAULT
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param("name: x\nseed: [0\ntrainer: {}\n", "config.yaml:3:", id="unclosed-list"),
+        pytest.param("name: x\nseed: 0\nname: y\n", "config.yaml:3: key 'name' appears twice", id="duplicate-key"),
+        pytest.param("- name\n- seed\n", "must be a mapping of keys", id="a-list"),
+    ],
+)
+def test_broken_yaml_gives_one_line_with_its_position(tmp_path, capsys, text, expected):
+    pytest.importorskip("yaml")
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert train.main(["-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
+
+
+def test_schema_knows_every_key_the_code_checks():
+    """config.schema.json (editor completion) lists the same keys as utils/config_schema.py."""
+    from utils.config_schema import TOP_LEVEL, TRAINER
+
+    schema = json.loads((PROJECT_DIR / "config.schema.json").read_text(encoding="utf-8"))
+    assert set(schema["properties"]) - {"$schema"} == set(TOP_LEVEL)
+    assert set(schema["properties"]["trainer"]["properties"]) == set(TRAINER)
+    assert set(schema["required"]) == {key for key, rule in TOP_LEVEL.items() if rule[2]}

@@ -1,7 +1,6 @@
 """Mixed precision, gradient accumulation, clipping, torch.compile and multi-process DDP."""
 
 import copy
-import json
 import os
 import shutil
 import signal
@@ -12,13 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from data_loader.data_loaders import DigitsDataLoader
+from data_loader.digits import DigitsDataLoader
 from model.loss import cross_entropy
 from model.metric import accuracy
-from tests.helpers import PROJECT_DIR, run_script, step_losses
+from parse_config import load_config
+from tests.helpers import PROJECT_DIR, TEST_CONFIG, run_script, step_losses
 from trainer import Trainer
 
-CONFIG = json.loads((PROJECT_DIR / "config.json").read_text(encoding="utf-8"))
+CONFIG = load_config(PROJECT_DIR / TEST_CONFIG)
 
 
 def real_trainer(tmp_path, model, loader, optimizer, **trainer_settings) -> Trainer:
@@ -148,10 +148,10 @@ class PlainDigits(torch.utils.data.Dataset):
 
 def plain_trainer(tmp_path, dataset):
     from base import BaseDataLoader
-    from model.model import DigitsCNN
+    from model.model import SmallCNN
 
     torch.manual_seed(0)
-    model = DigitsCNN(dropout=0.5)
+    model = SmallCNN(dropout=0.5)
     loader = BaseDataLoader(dataset, batch_size=64, validation_split=0.1, seed=0)
     return real_trainer(tmp_path, model, loader, torch.optim.AdamW(model.parameters(), lr=0.003), epochs=2)
 
@@ -185,7 +185,7 @@ def test_own_dataset_resumes_exactly_after_a_signal_mid_epoch(tmp_path):
 def test_ddp_run_stopped_by_sigterm_resumes_exactly(tmp_path):
     """SIGTERM to torchrun mid-epoch: both processes stop at the same step, the main one saves,
     and a resumed 2-process run ends bit-identical to an uninterrupted one."""
-    common = ["-c", "config.json", "--set", "trainer.epochs=2", "--set", "trainer.verbosity=2"]
+    common = ["-c", TEST_CONFIG, "--set", "trainer.epochs=2", "--set", "trainer.verbosity=2"]
     reference = torchrun("train.py", *common, "--set", f"trainer.save_dir={(tmp_path / 'ref').as_posix()}")
     assert reference.returncode == 0, reference.stdout + reference.stderr
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}

@@ -2,16 +2,16 @@
 
 import torch
 
-from data_loader.data_loaders import DigitsDataLoader
+from data_loader.digits import DigitsDataLoader
 from model.loss import cross_entropy
 from model.metric import accuracy, top_k_acc
-from model.model import DigitsCNN
+from model.model import SmallCNN
 from tests.helpers import PROJECT_DIR
 
 
 def test_forward_gives_one_score_per_class():
     """The model maps a batch of 8x8 images to (batch, num_classes) scores."""
-    model = DigitsCNN(num_classes=10)
+    model = SmallCNN(num_classes=10)
     assert model(torch.zeros(5, 1, 8, 8)).shape == (5, 10)
 
 
@@ -20,7 +20,7 @@ def test_a_few_training_steps_lower_the_loss():
     torch.manual_seed(0)
     loader = DigitsDataLoader(str(PROJECT_DIR / "data"), batch_size=64)
     data, target = next(iter(loader))
-    model = DigitsCNN()
+    model = SmallCNN()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     losses = []

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from tests.helpers import read_until, run_script, start_script, step_losses
+from tests.helpers import TEST_CONFIG, read_until, run_script, start_script, step_losses
 from utils.checkpoint import run_checkpoints
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
@@ -20,7 +20,7 @@ RUN = ["--set", "trainer.epochs=3", "--set", "trainer.save_period=1", "--set", "
 
 
 def train_args(save_dir):
-    return ["train.py", "-c", "config.json", *RUN, "--set", f"trainer.save_dir={save_dir.as_posix()}"]
+    return ["train.py", "-c", TEST_CONFIG, *RUN, "--set", f"trainer.save_dir={save_dir.as_posix()}"]
 
 
 def final_state(save_dir):

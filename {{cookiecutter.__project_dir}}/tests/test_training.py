@@ -1,26 +1,14 @@
 """Training, resuming and evaluating work end to end, in real processes."""
 
-import re
-
 import torch
 
 from parse_config import create_run_dir
-from tests.helpers import PROJECT_DIR, run_script
+from tests.helpers import PROJECT_DIR, TEST_CONFIG, run_script, shipped_config
 
 
 def only_run_dir(save_dir):
     (run_dir,) = [p for p in save_dir.glob("*/*") if p.is_dir()]
     return run_dir
-
-
-def test_default_config_reaches_97_percent_test_accuracy(tmp_path, quick_run):
-    """The shipped config.json trains to >= 97% accuracy on the held-out test split."""
-    trained = run_script("train.py", *quick_run)
-    assert trained.returncode == 0, trained.stderr
-    tested = run_script("test.py", "-r", str(only_run_dir(tmp_path) / "model_best.pth"))
-    assert tested.returncode == 0, tested.stderr
-    accuracy = float(re.search(r"accuracy\s*:\s*([0-9.]+)", tested.stdout).group(1))
-    assert accuracy >= 0.97, tested.stdout
 
 
 def test_resume_continues_the_same_run_at_the_next_epoch(tmp_path, quick_run):
@@ -41,7 +29,7 @@ def test_resume_continues_the_same_run_at_the_next_epoch(tmp_path, quick_run):
 def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path):
     """Stopping after epoch 2 and resuming gives bit-identical weights to training straight through."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    common = ["-c", "config.json", "--set", "trainer.save_period=1", "--set", "trainer.epochs=3"]
+    common = ["-c", TEST_CONFIG, "--set", "trainer.save_period=1", "--set", "trainer.epochs=3"]
     assert run_script("train.py", *common, "--set", f"trainer.save_dir={straight.as_posix()}").returncode == 0
     first = run_script(
         "train.py", *common, "--set", f"trainer.save_dir={split.as_posix()}", "--set", "trainer.epochs=2"
@@ -71,27 +59,17 @@ def test_checkpoint_of_another_architecture_is_refused_in_one_line(tmp_path, qui
     trained = run_script("train.py", *quick_run, "--set", "trainer.epochs=1")
     assert trained.returncode == 0, trained.stderr
     checkpoint = str(only_run_dir(tmp_path) / "checkpoint-epoch1.pth")
-    result = run_script("test.py", "-r", checkpoint, "-c", "config.json", "--set", "arch.args.channels=8")
+    result = run_script("test.py", "-r", checkpoint, "-c", TEST_CONFIG, "--set", "arch.args.channels=8")
     assert result.returncode == 2
     assert result.stderr.startswith("error: the checkpoint's weights do not fit the model built from config key 'arch'")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_tensorboard_gets_one_point_per_epoch(tmp_path, quick_run):
-    """With trainer.tensorboard on, the run folder holds train and validation curves."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    trained = run_script("train.py", *quick_run, "--set", "trainer.epochs=2")
-    assert trained.returncode == 0, trained.stderr
-    events = EventAccumulator(str(only_run_dir(tmp_path))).Reload()
-    assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "train/lr"} <= set(events.Tags()["scalars"])
-    assert [e.step for e in events.Scalars("val/loss")] == [1, 2]
-
-
 def test_smoke_run_leaves_nothing_behind():
-    """`--smoke` trains two batches and cleans up: the project folder is unchanged."""
+    """`--smoke` on the project's own config trains two batches and cleans up: the project folder
+    is unchanged (data that is not bundled is replaced by a generated sample, nothing is downloaded)."""
     before = sorted(p.relative_to(PROJECT_DIR) for p in PROJECT_DIR.rglob("*") if "__pycache__" not in p.parts)
-    result = run_script("train.py", "-c", "config.json", "--smoke")
+    result = run_script("train.py", "-c", shipped_config(), "--smoke")
     assert result.returncode == 0, result.stderr
     assert "Smoke run passed" in result.stdout
     after = sorted(p.relative_to(PROJECT_DIR) for p in PROJECT_DIR.rglob("*") if "__pycache__" not in p.parts)

@@ -157,7 +157,7 @@ def check_config(config: dict, catalog: dict) -> None:
     `catalog` maps each section (arch, optimizer, ...) to the names it may use as `type`.
     """
     if not isinstance(config, dict):
-        raise ConfigError(f"the config must be a JSON object, got {type(config).__name__}")
+        raise ConfigError(f"the config must be a mapping of keys (a JSON object), got {type(config).__name__}")
     _check_keys(config, TOP_LEVEL, "")
     _check_keys(config["trainer"], TRAINER, "trainer.")
     for key in ("arch", "data_loader", "optimizer", "lr_scheduler"):

@@ -1,0 +1,175 @@
+"""Fast tier over the full product of template options: every combination bakes (hooks on,
+smoke run off) into exactly its files, with configs, metadata and CI files that agree with the
+answers, and the whole lot passes the pinned ruff."""
+
+import itertools
+import json
+import os
+import re
+import sys
+import tomllib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from helpers import (
+    CONFIG_FILES,
+    REPO,
+    SKIP_ENV,
+    TEMPLATE,
+    expected_listing,
+    is_junk,
+    listing,
+    run,
+    text_files,
+)
+
+OPTIONS = {
+    key: value
+    for key, value in json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8")).items()
+    if key in ("dataset", "config_format", "tensorboard", "github_actions", "pre_commit", "license", "python_version")
+}
+COMBINATIONS = [
+    dict(zip(OPTIONS, values, strict=True))
+    for values in itertools.product(
+        *(choices if isinstance(choices, list) else [True, False] for choices in OPTIONS.values())
+    )
+]
+JINJA_LEFTOVER = re.compile(r"\{\{-?\s*cookiecutter|\{%|\{#")
+LOADERS = {"digits": "DigitsDataLoader", "mnist": "MnistDataLoader", "image_folder": "ImageFolderDataLoader"}
+PINNED_RUFF = re.search(r"ruff==([0-9.]+)", (TEMPLATE / "pyproject.toml").read_text(encoding="utf-8")).group(1)
+
+
+def combination_id(answers):
+    flags = [name for name in ("tensorboard", "github_actions", "pre_commit") if answers[name]]
+    parts = [answers["dataset"], answers["config_format"], *flags, answers["license"], answers["python_version"]]
+    return "-".join(parts)
+
+
+def _bake_one(args):
+    """Bake one combination into its own folder (run in a worker process)."""
+    from cookiecutter.main import cookiecutter
+
+    answers, out_dir, config_file = args
+    os.environ[SKIP_ENV] = "1"
+    try:
+        cookiecutter(str(REPO), no_input=True, extra_context=answers, output_dir=out_dir, config_file=config_file)
+    except Exception as err:  # reported by the test of this combination
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def baked(tmp_path_factory):
+    """Every combination baked once, two at a time: {combination id: (project folder, error)}."""
+    root = tmp_path_factory.mktemp("combinations")
+    home = root.parent / f"{root.name}-cookiecutter-home"
+    home.mkdir()
+    config_file = home / "config.yaml"
+    config_file.write_text(
+        f"cookiecutters_dir: {json.dumps(str(home / 'templates'))}\nreplay_dir: {json.dumps(str(home / 'replay'))}\n",
+        encoding="utf-8",
+    )
+    jobs = [(answers, str(root / combination_id(answers)), str(config_file)) for answers in COMBINATIONS]
+    with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        errors = list(pool.map(_bake_one, jobs, chunksize=8))
+    return {
+        combination_id(answers): (Path(out) / "my_project", error)
+        for (answers, out, _), error in zip(jobs, errors, strict=True)
+    }
+
+
+def load_config_file(project, answers):
+    text = (project / CONFIG_FILES[answers["config_format"]]).read_text(encoding="utf-8")
+    return yaml.safe_load(text) if answers["config_format"] == "yaml" else json.loads(text)
+
+
+def test_the_product_covers_every_choice():
+    """7 options: 3 datasets x 2 formats x 2 x 2 x 2 (yes/no) x 4 licenses x 3 Pythons = 576."""
+    assert len(COMBINATIONS) == 576 == len({combination_id(a) for a in COMBINATIONS})
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_combination_bakes_exactly_its_files(baked, answers):
+    """The project holds the template's files less those of the options not chosen; no Jinja is
+    left in any text file and every line ends with LF."""
+    project, error = baked[combination_id(answers)]
+    assert error is None, error
+    files = listing(project)
+    expected = expected_listing(**answers)
+    assert files == expected, {"missing": expected - files, "extra": files - expected}
+    assert not [path for path in files if is_junk(path)]
+    for path, text in text_files(project):
+        assert not JINJA_LEFTOVER.search(text), path
+        assert "\r" not in text, path
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_combination_config_matches_the_answers(baked, answers):
+    """The config (JSON or YAML) names the chosen dataset's loader, has TensorBoard as chosen,
+    passes the shipped JSON Schema, and holds the same settings in either format."""
+    project, _ = baked[combination_id(answers)]
+    config = load_config_file(project, answers)
+    schema = json.loads((project / "config.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(config, schema)
+    assert config["data_loader"]["type"] == LOADERS[answers["dataset"]]
+    assert config["trainer"]["tensorboard"] is answers["tensorboard"]
+    twin = dict(answers, config_format="yaml" if answers["config_format"] == "json" else "json")
+    other = load_config_file(baked[combination_id(twin)][0], twin)
+    assert {k: v for k, v in config.items() if k != "$schema"} == {k: v for k, v in other.items() if k != "$schema"}
+    tests_config = json.loads((project / "tests" / "config.json").read_text(encoding="utf-8"))
+    jsonschema.validate(tests_config, schema)
+    assert tests_config["trainer"]["tensorboard"] is answers["tensorboard"]
+    if answers["dataset"] == "digits":  # the tests' config is the digits config, kept in step
+        assert {k: v for k, v in tests_config.items() if k != "$schema"} == {
+            k: v for k, v in config.items() if k != "$schema"
+        }
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_combination_metadata_matches_the_answers(baked, answers):
+    """pyproject.toml and requirements.txt list the same dependencies, the chosen license and
+    minimum Python; the CI workflow tests that Python; pre-commit runs the pinned ruff."""
+    project, _ = baked[combination_id(answers)]
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    meta = pyproject["project"]
+    assert meta["requires-python"] == f">={answers['python_version']}"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + answers["python_version"].replace(".", "")
+    assert meta.get("license") == (None if answers["license"] == "none" else answers["license"])
+    if answers["license"] != "none":
+        assert meta["license-files"] == ["LICENSE"]
+    names = {re.split(r"[<>=!~ ]", dep)[0] for dep in meta["dependencies"]}
+    assert ("torchvision" in names) is (answers["dataset"] != "digits")
+    assert ("tensorboard" in names) is answers["tensorboard"]
+    assert {"torch", "numpy", "pyyaml", "tqdm"} <= names
+    requirements = (project / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert {re.split(r"[<>=!~ ]", line)[0] for line in requirements if line and line[0] != "#"} == names
+    assert {"config.json", "config.yaml", "data", "saved"} <= set(pyproject["tool"]["cruft"]["skip"])
+    if answers["github_actions"]:
+        workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+        assert workflow["jobs"]["test"]["strategy"]["matrix"]["python-version"] == [answers["python_version"]]
+        steps = " ".join(step.get("run", "") for step in workflow["jobs"]["test"]["steps"])
+        assert "pytest" in steps
+        assert "download.pytorch.org/whl/cpu" in steps
+        assert f"ruff=={PINNED_RUFF}" in steps
+    if answers["pre_commit"]:
+        hooks = yaml.safe_load((project / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+        (ruff_repo,) = [repo for repo in hooks["repos"] if repo["repo"].endswith("/ruff-pre-commit")]
+        assert ruff_repo["rev"] == f"v{PINNED_RUFF}"
+    if answers["license"] != "none":
+        first_line = (project / "LICENSE").read_text(encoding="utf-8").strip().splitlines()[0]
+        assert first_line.strip() == {"MIT": "MIT License", "BSD-3-Clause": "BSD 3-Clause License"}.get(
+            answers["license"], "Apache License"
+        )
+
+
+def test_every_combination_passes_ruff(baked):
+    """`ruff check` and `ruff format --check` pass in every combination, each project linted
+    with its own pyproject.toml (one ruff process over all of them)."""
+    root = next(iter(baked.values()))[0].parents[1]
+    for args in (["check", "--output-format", "concise"], ["format", "--check"]):
+        result = run([sys.executable, "-m", "ruff", *args, "--no-cache", "."], cwd=root, timeout=300)
+        assert result.returncode == 0, result.stdout[-4000:]

@@ -1,0 +1,74 @@
+"""MNIST through torchvision: 60,000 training and 10,000 test images of handwritten digits."""
+
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import TensorDataset
+from torchvision.datasets import MNIST
+
+from base import BaseDataLoader
+
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MEAN, STD = 0.1307, 0.3081  # of the MNIST training images, after scaling to [0, 1]
+
+
+class MnistDataLoader(BaseDataLoader):
+    """28x28 grayscale digits, 10 classes, held in memory as one tensor (fast batching).
+
+    torchvision downloads the four files to `<data_dir>/MNIST/raw` on first use (about 12 MB).
+    Without internet, put them there yourself, compressed (.gz) or not; `download: false`
+    never tries the network.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int,
+        shuffle: bool = True,
+        validation_split: float = 0.0,
+        num_workers: int = 0,
+        training: bool = True,
+        download: bool = True,
+        seed: int = 0,
+    ) -> None:
+        raw = Path(data_dir, "MNIST", "raw")
+        try:
+            mnist = MNIST(data_dir, train=training, download=download)
+        except (RuntimeError, OSError) as exc:
+            why = "download is false" if not download else f"the download failed: {_last_line(exc)}"
+            raise FileNotFoundError(
+                f"MNIST files are missing from {raw.absolute()} and {why}; "
+                f"put {', '.join(FILES)} there (or their .gz files) and run again"
+            ) from None
+        images = mnist.data.float().div_(255).sub_(MEAN).div_(STD).unsqueeze(1)
+        super().__init__(
+            TensorDataset(images, mnist.targets.long()),
+            batch_size,
+            shuffle=shuffle and training,
+            validation_split=validation_split if training else 0.0,
+            num_workers=num_workers,
+            seed=seed,
+        )
+
+    @staticmethod
+    def write_sample(data_dir: str | Path, train: int = 96, test: int = 32) -> None:
+        """Write a few random images in MNIST's own file format, for offline tests and smoke runs."""
+        raw = Path(data_dir, "MNIST", "raw")
+        raw.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        for split, count in (("train", train), ("t10k", test)):
+            images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+            labels = (np.arange(count) % 10).astype(np.uint8)
+            # IDX format: a magic number giving the element type and rank, the sizes, then the bytes.
+            (raw / f"{split}-images-idx3-ubyte").write_bytes(_idx_header(0x0803, images.shape) + images.tobytes())
+            (raw / f"{split}-labels-idx1-ubyte").write_bytes(_idx_header(0x0801, labels.shape) + labels.tobytes())
+
+
+def _idx_header(magic: int, shape: tuple[int, ...]) -> bytes:
+    return b"".join(int(n).to_bytes(4, "big") for n in (magic, *shape))
+
+
+def _last_line(exc: Exception) -> str:
+    """torchvision reports one failure per mirror, over several lines; the last one is enough."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__

@@ -1,0 +1,66 @@
+"""Your own images (projects made with the image_folder dataset option): one sub-folder per
+class, real image files, the usual transforms, and clear errors for a wrong layout."""
+
+import re
+
+import torch
+
+from data_loader.image_folder import ImageFolderDataLoader
+from tests.helpers import run_script, shipped_config
+from tests.test_training import only_run_dir
+
+
+def test_class_folders_become_labels_and_images_are_resized(tmp_path):
+    """Sub-folder names, sorted, are the classes; every image comes out as 3 x size x size."""
+    ImageFolderDataLoader.write_sample(tmp_path, per_class=10, size=20)
+    loader = ImageFolderDataLoader(str(tmp_path), batch_size=6, image_size=16, validation_split=0.2)
+    assert loader.classes == ["circle", "square", "triangle"]
+    assert (loader.num_samples, len(loader.valid_indices)) == (24, 6)
+    images, labels = next(iter(loader))
+    assert images.shape == (6, 3, 16, 16) and set(labels.tolist()) <= {0, 1, 2}
+    test = ImageFolderDataLoader(str(tmp_path), batch_size=100, image_size=16, training=False)
+    assert test.num_samples == 15
+
+
+def test_validation_images_are_not_augmented(tmp_path):
+    """Validation batches are the same from epoch to epoch (no random crops or flips)."""
+    ImageFolderDataLoader.write_sample(tmp_path, per_class=10)
+    valid = ImageFolderDataLoader(str(tmp_path), batch_size=30, image_size=16, validation_split=0.2).split_validation()
+    first = next(iter(valid))[0]
+    valid.set_epoch(2)
+    assert torch.equal(first, next(iter(valid))[0])
+
+
+def test_shipped_config_trains_and_tests_on_a_folder_of_images(tmp_path):
+    """The project's own config trains on a generated folder of PNG files; test.py evaluates it."""
+    ImageFolderDataLoader.write_sample(tmp_path / "images")
+    overrides = ["--set", f"data_loader.args.data_dir={(tmp_path / 'images').as_posix()}"]
+    save = ["--set", f"trainer.save_dir={(tmp_path / 'saved').as_posix()}", "--set", "trainer.epochs=2"]
+    trained = run_script("train.py", "-c", shipped_config(), *overrides, *save)
+    assert trained.returncode == 0, trained.stderr
+    tested = run_script("test.py", "-r", str(only_run_dir(tmp_path / "saved") / "model_best.pth"), *overrides)
+    assert tested.returncode == 0, tested.stderr
+    assert re.search(r"accuracy\s*:\s*[0-9.]+", tested.stdout)
+
+
+def test_wrong_number_of_classes_names_the_config_key(tmp_path):
+    ImageFolderDataLoader.write_sample(tmp_path / "images")
+    result = run_script(
+        "train.py", "-c", shipped_config(), "--set", f"data_loader.args.data_dir={(tmp_path / 'images').as_posix()}",
+        "--set", "arch.args.num_classes=5", "--set", f"trainer.save_dir={tmp_path.as_posix()}/saved",
+    )  # fmt: skip
+    assert result.returncode == 2
+    expected = "'arch.args.num_classes' is 5 but the data has 3 classes (circle, square, triangle); set it to 3"
+    assert expected in result.stderr
+    assert not (tmp_path / "saved").exists()
+
+
+def test_empty_folder_says_how_to_lay_out_the_images(tmp_path):
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    result = run_script(
+        "train.py", "-c", shipped_config(), "--set", f"data_loader.args.data_dir={(tmp_path / 'images').as_posix()}",
+        "--set", f"trainer.save_dir={tmp_path.as_posix()}/saved",
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert f"no images in {(tmp_path / 'images' / 'train').absolute()}" in result.stderr
+    assert "one sub-folder per class" in result.stderr
