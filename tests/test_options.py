@@ -173,3 +173,19 @@ def test_every_combination_passes_ruff(baked):
     for args in (["check", "--output-format", "concise"], ["format", "--check"]):
         result = run([sys.executable, "-m", "ruff", *args, "--no-cache", "."], cwd=root, timeout=300)
         assert result.returncode == 0, result.stdout[-4000:]
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_combination_readme_tree_names_every_file(baked, answers):
+    """The generated README's folder tree has a line for every file the project actually has
+    (tests/ and data/ are summarised), and names no file the project lacks."""
+    project, _ = baked[combination_id(answers)]
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    tree = readme.split("## Folder layout", 1)[1].split("```", 2)[1]
+    named = set(re.findall(r"[\w.-]+\.(?:py|json|yaml|yml|toml|txt|npz|md)|LICENSE|\.git\w+", tree))
+    wanted = {p.name for p in project.iterdir() if p.is_file() and p.name != "README.md"}
+    wanted |= {p.name for p in project.glob("*/*.py") if p.parent.name != "tests" and p.name != "__init__.py"}
+    wanted |= {p.name for p in project.glob(".github/workflows/*")}
+    assert wanted - named == set(), "files missing from the README tree"
+    assert {name for name in named if name.endswith(".py")} <= {p.name for p in project.rglob("*.py")}
+    assert f"python train.py -c {CONFIG_FILES[answers['config_format']]}" in readme

@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import pkgutil
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -51,9 +52,19 @@ def _data_loaders() -> dict:
 
     Imported here, when a config is read, rather than at start-up: some need torchvision.
     """
-    found = {}
+    found, where = {}, {}
     for info in pkgutil.iter_modules(data_loader.__path__):
-        found.update(_defined_in(importlib.import_module(f"data_loader.{info.name}"), BaseDataLoader))
+        try:
+            module = importlib.import_module(f"data_loader.{info.name}")
+        except (ImportError, SyntaxError) as exc:
+            raise ConfigError(f"data_loader/{info.name}.py cannot be imported: {first_line(exc)}") from None
+        for name, cls in _defined_in(module, BaseDataLoader).items():
+            if name in found and found[name] is not cls:
+                raise ConfigError(
+                    f"two data loaders are named {name}, in data_loader/{where[name]}.py and "
+                    f"data_loader/{info.name}.py; rename one"
+                )
+            found[name], where[name] = cls, info.name
     return found
 
 
@@ -87,6 +98,17 @@ def _check_arguments(key: str, target, args: dict) -> None:
     for name in accepted:
         if params[name].default is inspect.Parameter.empty and name not in args:
             raise ConfigError(f"config key '{key}.args.{name}' is missing; {target.__name__} requires it")
+
+
+def check_num_classes(data_loader: BaseDataLoader, model) -> None:
+    """When the data names its classes, the model must have one output per class."""
+    classes, outputs = data_loader.classes, getattr(model, "num_classes", None)
+    if classes is not None and outputs is not None and outputs != len(classes):
+        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+        raise ConfigError(
+            f"config key 'arch.args.num_classes' is {outputs} but the data has {len(classes)} classes "
+            f"({shown}); set it to {len(classes)}"
+        )
 
 
 def validate(config: dict, names: dict) -> None:
@@ -131,6 +153,9 @@ def _parse_json(text: str, path: Path):
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
 
 
+EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
 def _parse_yaml(text: str, path: Path):
     try:
         import yaml  # only YAML configs need PyYAML
@@ -138,19 +163,26 @@ def _parse_yaml(text: str, path: Path):
         raise ConfigError(f"{path}: reading YAML needs PyYAML; pip install pyyaml") from None
 
     class StrictLoader(yaml.SafeLoader):
-        """YAML's safe loader (plain data only), refusing a key given twice instead of keeping the last."""
+        """YAML's safe loader (plain data only), refusing a key given twice instead of keeping the
+        last, and reading 3e-4 as a number (plain YAML 1.1 wants 3.0e-4)."""
 
     def no_duplicates(loader, node):
         seen = set()
         for key_node, _ in node.value:
-            key = loader.construct_object(key_node)
-            if isinstance(key, str) and key in seen:
-                line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden
+                continue
+            line, scalar = key_node.start_mark.line + 1, isinstance(key_node, yaml.ScalarNode)
+            key = loader.construct_object(key_node) if scalar else None
+            if not isinstance(key, str):
+                shown = repr(key) if scalar else f"a {key_node.id}"
+                raise ConfigError(f"{path}:{line}: a config key must be text, got {shown}")
+            if key in seen:
                 raise ConfigError(f"{path}:{line}: key {key!r} appears twice in the same mapping; keep one")
             seen.add(key)
         return loader.construct_mapping(node)
 
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, no_duplicates)
+    StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT, list("-+0123456789."))
     try:
         return yaml.load(text, Loader=StrictLoader)  # a SafeLoader: plain data, no Python objects
     except yaml.MarkedYAMLError as exc:

@@ -6,7 +6,15 @@ python test.py -r <checkpoint> -c config.json   # data and model from this confi
 """
 
 from logger import setup_logging
-from parse_config import ConfigParser, arg_parser, load_config, report, resolve_device, set_by_path
+from parse_config import (
+    ConfigParser,
+    arg_parser,
+    check_num_classes,
+    load_config,
+    report,
+    resolve_device,
+    set_by_path,
+)
 from trainer import evaluate
 from utils import ConfigError, UserError
 from utils.checkpoint import load_checkpoint, load_model_state
@@ -26,6 +34,7 @@ def main(argv=None) -> int:
         setup_logging(config["trainer"].get("verbosity", 1))
         data_loader = config.init_obj("data_loader", seed=config["seed"], training=False, shuffle=False)
         model = config.init_obj("arch").to(device)
+        check_num_classes(data_loader, model)
         load_model_state(model, checkpoint["state_dict"])
         criterion = config.function("loss", config["loss"])
         metric_fns = [config.function("metrics", name) for name in config["metrics"]]

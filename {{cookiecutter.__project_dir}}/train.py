@@ -16,7 +16,16 @@ import numpy as np
 import torch
 
 from logger import setup_logging
-from parse_config import ConfigParser, arg_parser, create_run_dir, from_args, open_run_dir, report, resolve_device
+from parse_config import (
+    ConfigParser,
+    arg_parser,
+    check_num_classes,
+    create_run_dir,
+    from_args,
+    open_run_dir,
+    report,
+    resolve_device,
+)
 from trainer import Trainer
 from utils import ConfigError, UserError, distributed
 from utils.checkpoint import load_checkpoint
@@ -36,12 +45,7 @@ def parse_args(argv=None):
 def build_trainer(config: ConfigParser, device: torch.device, limit_batches: int | None = None) -> Trainer:
     data_loader = config.init_obj("data_loader", seed=config["seed"])
     model = config.init_obj("arch").to(device)
-    classes, outputs = data_loader.classes, getattr(model, "num_classes", None)
-    if classes is not None and outputs is not None and outputs != len(classes):
-        raise ConfigError(
-            f"config key 'arch.args.num_classes' is {outputs} but the data has {len(classes)} classes "
-            f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); set it to {len(classes)}"
-        )
+    check_num_classes(data_loader, model)
     optimizer = config.init_obj("optimizer", [p for p in model.parameters() if p.requires_grad])
     lr_scheduler = config.init_obj("lr_scheduler", optimizer) if config.config.get("lr_scheduler") else None
     return Trainer(

@@ -5,6 +5,7 @@ data/images/train/dog/002.png
 data/images/test/cat/101.jpg       held-out images for test.py (same class folders)
 """
 
+import os
 import random
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
 from base import BaseDataLoader
+from utils.errors import DataError
 
 # Channel statistics of ImageNet: a sound default for photos; recompute them for unusual images.
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -53,7 +55,9 @@ class ImageFolderDataLoader(BaseDataLoader):
                 transforms.Normalize(MEAN, STD),
             ]
         )
-        dataset = _image_folder(folder, augmented if training else plain)
+        # The class list (and so the label numbers) always comes from train/: test/ may lack a class.
+        classes = _class_folders(Path(data_dir, "train"))
+        dataset = ClassFolders(folder, classes, augmented if training else plain, allow_empty=not training)
         super().__init__(
             dataset,
             batch_size,
@@ -61,9 +65,9 @@ class ImageFolderDataLoader(BaseDataLoader):
             validation_split=validation_split if training else 0.0,
             num_workers=num_workers,
             seed=seed,
-            valid_dataset=ImageFolder(folder, plain) if training else None,
+            valid_dataset=ClassFolders(folder, classes, plain) if training else None,
         )
-        self.classes = dataset.classes
+        self.classes = classes
 
     @staticmethod
     def write_sample(data_dir: str | Path, per_class: int = 12, size: int = 24) -> None:
@@ -87,12 +91,43 @@ class ImageFolderDataLoader(BaseDataLoader):
                     image.save(folder / f"{i:03d}.png")
 
 
-def _image_folder(folder: Path, transform) -> ImageFolder:
-    """torchvision's ImageFolder, with a message that shows the layout it expects."""
+class ClassFolders(ImageFolder):
+    """torchvision's ImageFolder with the class list given (that of train/), one-line errors for
+    a wrong layout, and a data error naming any image file that cannot be read."""
+
+    def __init__(self, folder: Path, classes: list[str], transform, allow_empty: bool = False) -> None:
+        self.known_classes = classes
+        try:
+            super().__init__(folder, transform, loader=_open_rgb, allow_empty=allow_empty)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(
+                f"no images in {folder.absolute()} ({str(exc).splitlines()[0].rstrip('.')}); "
+                f"put them in one sub-folder per class, e.g. {folder / 'cat' / '001.jpg'}"
+            ) from None
+
+    def find_classes(self, directory):
+        unknown = sorted(set(_class_folders(Path(directory))) - set(self.known_classes))
+        if unknown:
+            raise DataError(
+                f"{Path(directory).absolute()} has class folders that train/ lacks: {', '.join(unknown)}; "
+                "every class needs training images"
+            )
+        return self.known_classes, {name: index for index, name in enumerate(self.known_classes)}
+
+
+def _class_folders(folder: Path) -> list[str]:
+    """The sorted names of the sub-folders of `folder`: one per class."""
+    classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir()) if folder.is_dir() else []
+    if not classes:
+        raise DataError(
+            f"no images in {folder.absolute()}: put them in one sub-folder per class, e.g. {folder / 'cat' / '001.jpg'}"
+        )
+    return classes
+
+
+def _open_rgb(path: str) -> Image.Image:
     try:
-        return ImageFolder(folder, transform)
-    except (FileNotFoundError, OSError) as exc:
-        raise FileNotFoundError(
-            f"no images in {folder.absolute()} ({str(exc).splitlines()[0].rstrip('.')}); "
-            f"put them in one sub-folder per class, e.g. {folder / 'cat' / '001.jpg'}"
-        ) from None
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError
+        raise DataError(f"cannot read image {path}: {exc}; replace or remove the file") from None

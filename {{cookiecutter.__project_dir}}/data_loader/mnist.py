@@ -1,5 +1,8 @@
 """MNIST through torchvision: 60,000 training and 10,000 test images of handwritten digits."""
 
+import gzip
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,7 @@ class MnistDataLoader(BaseDataLoader):
         seed: int = 0,
     ) -> None:
         raw = Path(data_dir, "MNIST", "raw")
+        _extract_gz_files(raw)
         try:
             mnist = MNIST(data_dir, train=training, download=download)
         except (RuntimeError, OSError) as exc:
@@ -39,6 +43,11 @@ class MnistDataLoader(BaseDataLoader):
             raise FileNotFoundError(
                 f"MNIST files are missing from {raw.absolute()} and {why}; "
                 f"put {', '.join(FILES)} there (or their .gz files) and run again"
+            ) from None
+        except (AssertionError, ValueError):  # torchvision checks the files' headers with assert
+            raise ValueError(
+                f"the MNIST files in {raw.absolute()} are damaged (not in MNIST's IDX format); "
+                "delete them and run again to download them, or copy the original files there"
             ) from None
         images = mnist.data.float().div_(255).sub_(MEAN).div_(STD).unsqueeze(1)
         super().__init__(
@@ -49,6 +58,7 @@ class MnistDataLoader(BaseDataLoader):
             num_workers=num_workers,
             seed=seed,
         )
+        self.classes = [str(digit) for digit in range(10)]
 
     @staticmethod
     def write_sample(data_dir: str | Path, train: int = 96, test: int = 32) -> None:
@@ -62,6 +72,20 @@ class MnistDataLoader(BaseDataLoader):
             # IDX format: a magic number giving the element type and rank, the sizes, then the bytes.
             (raw / f"{split}-images-idx3-ubyte").write_bytes(_idx_header(0x0803, images.shape) + images.tobytes())
             (raw / f"{split}-labels-idx1-ubyte").write_bytes(_idx_header(0x0801, labels.shape) + labels.tobytes())
+
+
+def _extract_gz_files(raw: Path) -> None:
+    """Unpack `<file>.gz` next to itself when `<file>` is missing: torchvision reads only the
+    unpacked files unless it downloads. Written to a temporary name first, so a crash leaves no
+    half-written file behind."""
+    for packed in raw.glob("*.gz"):
+        target = packed.with_suffix("")
+        if target.exists():
+            continue
+        partial = target.with_name(target.name + ".partial")
+        with gzip.open(packed, "rb") as source, open(partial, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+        os.replace(partial, target)
 
 
 def _idx_header(magic: int, shape: tuple[int, ...]) -> bytes:

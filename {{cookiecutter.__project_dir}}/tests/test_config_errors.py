@@ -244,6 +244,7 @@ def test_yaml_config_holds_the_same_settings_as_json(tmp_path):
         pytest.param("name: x\nseed: [0\ntrainer: {}\n", "config.yaml:3:", id="unclosed-list"),
         pytest.param("name: x\nseed: 0\nname: y\n", "config.yaml:3: key 'name' appears twice", id="duplicate-key"),
         pytest.param("- name\n- seed\n", "must be a mapping of keys", id="a-list"),
+        pytest.param("? [a, b]\n: c\n", "config.yaml:1: a config key must be text, got a sequence", id="list-as-key"),
     ],
 )
 def test_broken_yaml_gives_one_line_with_its_position(tmp_path, capsys, text, expected):
@@ -253,6 +254,25 @@ def test_broken_yaml_gives_one_line_with_its_position(tmp_path, capsys, text, ex
     assert train.main(["-c", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
+
+
+def test_yaml_reads_exponents_and_merge_keys(tmp_path):
+    """`lr: 3e-4` is a number (plain YAML 1.1 would make it text) and `<<: *anchor` merges work."""
+    pytest.importorskip("yaml")
+    path = tmp_path / "config.yaml"
+    path.write_text("base: &b {lr: 3e-4, eps: 1.0e-8}\noptimizer:\n  <<: *b\n  lr: 1E-3\n", encoding="utf-8")
+    assert load_config(path) == {"base": {"lr": 3e-4, "eps": 1e-8}, "optimizer": {"lr": 1e-3, "eps": 1e-8}}
+
+
+def test_bare_off_in_yaml_says_to_quote_it(tmp_path, capsys):
+    """YAML reads `amp: off` as false; the error says to write "off" in quotes."""
+    yaml = pytest.importorskip("yaml")
+    text = yaml.safe_dump(DEFAULT)
+    assert "amp: 'off'" in text
+    path = tmp_path / "config.yaml"
+    path.write_text(text.replace("amp: 'off'", "amp: off"), encoding="utf-8")
+    assert train.main(["-c", str(path)]) == 2
+    assert '"off", "bf16" or "fp16"; in YAML, quote it: "off"' in capsys.readouterr().err
 
 
 def test_schema_knows_every_key_the_code_checks():

@@ -3,11 +3,13 @@ class, real image files, the usual transforms, and clear errors for a wrong layo
 
 import re
 
+import pytest
 import torch
 
 from data_loader.image_folder import ImageFolderDataLoader
 from tests.helpers import run_script, shipped_config
 from tests.test_training import only_run_dir
+from utils.errors import DataError
 
 
 def test_class_folders_become_labels_and_images_are_resized(tmp_path):
@@ -62,5 +64,39 @@ def test_empty_folder_says_how_to_lay_out_the_images(tmp_path):
         "--set", f"trainer.save_dir={tmp_path.as_posix()}/saved",
     )  # fmt: skip
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert f"no images in {(tmp_path / 'images' / 'train').absolute()}" in result.stderr
-    assert "one sub-folder per class" in result.stderr
+    assert f"no images in {(tmp_path / 'images' / 'train').absolute()}: put them in one sub-folder per class" in (
+        result.stderr
+    )
+
+
+def test_test_split_keeps_the_training_labels(tmp_path):
+    """Labels come from train/'s class folders: a test/ folder lacking a class still numbers the
+    others as training did, and a class that train/ lacks is refused in one line."""
+    ImageFolderDataLoader.write_sample(tmp_path, per_class=4)
+    for path in (tmp_path / "test" / "circle").iterdir():
+        path.unlink()
+    (tmp_path / "test" / "circle").rmdir()
+    test = ImageFolderDataLoader(str(tmp_path), batch_size=100, image_size=16, training=False)
+    assert test.classes == ["circle", "square", "triangle"]
+    assert sorted(set(next(iter(test))[1].tolist())) == [1, 2]
+    (tmp_path / "test" / "zebra").mkdir()
+    with pytest.raises(DataError, match="has class folders that train/ lacks: zebra; every class needs training"):
+        ImageFolderDataLoader(str(tmp_path), batch_size=100, image_size=16, training=False)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_unreadable_image_is_named_in_one_line(tmp_path, workers):
+    """A file that is not an image stops training with one line naming it (exit 2), also when
+    it is read in a worker process."""
+    ImageFolderDataLoader.write_sample(tmp_path / "images")
+    broken = tmp_path / "images" / "train" / "circle" / "broken.png"
+    broken.write_text("not an image", encoding="utf-8")
+    result = run_script(
+        "train.py", "-c", shipped_config(), "--set", f"data_loader.args.data_dir={(tmp_path / 'images').as_posix()}",
+        "--set", f"data_loader.args.num_workers={workers}", "--set", "data_loader.args.validation_split=0.0",
+        "--set", "trainer.monitor=off", "--set", f"trainer.save_dir={tmp_path.as_posix()}/saved",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"error: cannot read image {broken}" in result.stderr
+    assert "replace or remove the file" in result.stderr

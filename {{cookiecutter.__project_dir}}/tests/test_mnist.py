@@ -1,6 +1,7 @@
 """MNIST (projects made with the mnist dataset option): read from files put in place by hand,
 and a clear error, naming the folder, when they are missing and cannot be downloaded."""
 
+import gzip
 import re
 
 import pytest
@@ -20,6 +21,36 @@ def test_files_placed_by_hand_are_read_without_a_download(tmp_path):
     images, labels = next(iter(train))
     assert images.shape == (8, 1, 28, 28) and labels.dtype.is_floating_point is False
     assert sorted(set(next(iter(test))[1].tolist())) == list(range(8))
+
+
+def test_gzipped_files_work_without_a_download(tmp_path):
+    """The .gz files as published are unpacked next to themselves; no network is needed."""
+    MnistDataLoader.write_sample(tmp_path, train=20, test=10)
+    raw = tmp_path / "MNIST" / "raw"
+    for path in list(raw.iterdir()):
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    loader = MnistDataLoader(str(tmp_path), batch_size=8, download=False)
+    assert loader.num_samples == 20
+    assert sorted(p.name for p in raw.iterdir() if not p.name.endswith(".gz")) == sorted(FILES)
+
+
+def test_damaged_files_are_named_in_one_line(tmp_path):
+    MnistDataLoader.write_sample(tmp_path, train=20, test=10)
+    (tmp_path / "MNIST" / "raw" / FILES[0]).write_text("<html>Not Found</html>", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape("are damaged (not in MNIST's IDX format); delete them")):
+        MnistDataLoader(str(tmp_path), batch_size=8, download=False)
+
+
+def test_model_outputs_must_match_the_ten_digits(tmp_path):
+    MnistDataLoader.write_sample(tmp_path)
+    result = run_script(
+        "train.py", "-c", shipped_config(), "--set", f"data_loader.args.data_dir={tmp_path.as_posix()}",
+        "--set", "arch.args.num_classes=5", "--set", f"trainer.save_dir={tmp_path.as_posix()}/saved",
+    )  # fmt: skip
+    assert result.returncode == 2
+    expected = "'arch.args.num_classes' is 5 but the data has 10 classes (0, 1, 2, 3, 4, ...); set it to 10"
+    assert expected in result.stderr
 
 
 def test_shipped_config_trains_and_tests_on_placed_files(tmp_path):

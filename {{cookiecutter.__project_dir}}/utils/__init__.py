@@ -1,4 +1,4 @@
-from utils.errors import CheckpointError, ConfigError, UserError
+from utils.errors import CheckpointError, ConfigError, DataError, UserError
 from utils.metric_tracker import MetricTracker
 
-__all__ = ["CheckpointError", "ConfigError", "MetricTracker", "UserError"]
+__all__ = ["CheckpointError", "ConfigError", "DataError", "MetricTracker", "UserError"]

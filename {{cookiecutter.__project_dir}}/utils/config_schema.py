@@ -105,7 +105,9 @@ def _check_keys(values: dict, rules: dict, prefix: str) -> None:
             )
         check, allowed, _ = rules[key]
         if not check(value):
-            raise ConfigError(f"config key '{prefix}{key}': got {value!r}, expected {allowed}")
+            # YAML reads a bare off/on/yes/no as a boolean
+            hint = '; in YAML, quote it: "off"' if isinstance(value, bool) and '"off"' in allowed else ""
+            raise ConfigError(f"config key '{prefix}{key}': got {value!r}, expected {allowed}{hint}")
     for key, (_, allowed, required) in rules.items():
         if required and key not in values:
             raise ConfigError(f"config key '{prefix}{key}' is missing; add it ({allowed})")

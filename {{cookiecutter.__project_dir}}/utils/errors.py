@@ -23,6 +23,17 @@ class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable or does not fit the config."""
 
 
+class DataError(UserError):
+    """A data file that cannot be read; the message names it."""
+
+    def __init__(self, message: str) -> None:
+        # A DataLoader worker process re-raises this in the main process as DataError("Caught
+        # DataError in DataLoader worker ...<its traceback>...DataError: <message>"): keep <message>.
+        if message.startswith("Caught DataError"):
+            message = message.rstrip().splitlines()[-1].split("DataError: ", 1)[-1]
+        super().__init__(message)
+
+
 class TrainingStopped(Exception):
     """Training ended early on purpose; `exit_code` is what train.py exits with."""
 
