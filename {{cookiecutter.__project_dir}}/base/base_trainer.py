@@ -184,7 +184,8 @@ class BaseTrainer:
     def _save_checkpoint(self, epochs_done: int, *names: str) -> None:
         """Save everything that shapes the rest of the run as each of `names` (call on every process:
         the metric sums are agreed by all, the main process alone writes)."""
-        train_metrics = self.train_metrics.state_dict()
+        # Only a mid-epoch checkpoint needs the epoch's running sums; all processes agree on that.
+        train_metrics = self.train_metrics.state_dict() if self.samples_done else None
         if self.run_dir is None:
             return
         cuda = self.device.type == "cuda"

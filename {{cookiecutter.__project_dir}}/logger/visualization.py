@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -16,9 +17,12 @@ class TensorboardWriter:
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=first_step if first_step > 1 else None)
 
     def add_scalars(self, values: dict[str, float], step: int) -> None:
-        for key, value in values.items():
-            tag = f"val/{key[4:]}" if key.startswith("val_") else f"train/{key}"
-            self.writer.add_scalar(tag, value, step)
+        # One event holding every value costs a fraction of one add_scalar call per value.
+        points = [
+            Summary.Value(tag=f"val/{key[4:]}" if key.startswith("val_") else f"train/{key}", simple_value=float(value))
+            for key, value in values.items()
+        ]
+        self.writer.file_writer.add_summary(Summary(value=points), step)
 
     def close(self) -> None:
         self.writer.close()
