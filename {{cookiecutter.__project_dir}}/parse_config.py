@@ -3,7 +3,8 @@
 Each `{"type": NAME, "args": {...}}` section of the config names a class or function from the
 modules listed in `catalog()`. To make your own code usable from the config, define it in one of
 those modules, or, for data loaders, in any new file of the `data_loader` folder. Everything is
-checked before anything is built. Configs are JSON or YAML, told apart by the file extension.
+checked before anything is built. Reading the config file itself (JSON or YAML) is in
+utils/config_file.py.
 """
 
 import argparse
@@ -13,7 +14,6 @@ import inspect
 import json
 import logging
 import pkgutil
-import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ import model.model as module_arch
 from base import BaseDataLoader, BaseModel
 from logger import attach_log_file
 from utils.checkpoint import find_latest, load_checkpoint, run_checkpoints
+from utils.config_file import load_config
 from utils.config_schema import check_config, did_you_mean
 from utils.errors import ConfigError, first_line
 
@@ -120,77 +121,6 @@ def validate(config: dict, names: dict) -> None:
     for key in ("arch", "data_loader", "optimizer", "lr_scheduler"):
         if config.get(key) is not None:
             _check_arguments(key, names[key][config[key]["type"]], config[key].get("args", {}))
-
-
-def load_config(path: str | Path) -> dict:
-    """Read a JSON or YAML config (by extension); errors name the line and column, duplicate keys
-    are refused, and the editor-only `$schema` key is dropped."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist; pass an existing file with -c")
-    try:
-        # utf-8-sig: Windows editors may start the file with a byte-order mark
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
-    config = _parse_yaml(text, path) if path.suffix.lower() in (".yaml", ".yml") else _parse_json(text, path)
-    if isinstance(config, dict):
-        config.pop("$schema", None)
-    return config
-
-
-def _parse_json(text: str, path: Path):
-    def no_duplicates(pairs):
-        keys = [k for k, _ in pairs]
-        for k in keys:
-            if keys.count(k) > 1:
-                raise ConfigError(f"{path}: key {k!r} appears twice in the same object; keep one")
-        return dict(pairs)
-
-    try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-
-
-EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
-
-
-def _parse_yaml(text: str, path: Path):
-    try:
-        import yaml  # only YAML configs need PyYAML
-    except ImportError:
-        raise ConfigError(f"{path}: reading YAML needs PyYAML; pip install pyyaml") from None
-
-    class StrictLoader(yaml.SafeLoader):
-        """YAML's safe loader (plain data only), refusing a key given twice instead of keeping the
-        last, and reading 3e-4 as a number (plain YAML 1.1 wants 3.0e-4)."""
-
-    def no_duplicates(loader, node):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden
-                continue
-            line, scalar = key_node.start_mark.line + 1, isinstance(key_node, yaml.ScalarNode)
-            key = loader.construct_object(key_node) if scalar else None
-            if not isinstance(key, str):
-                shown = repr(key) if scalar else f"a {key_node.id}"
-                raise ConfigError(f"{path}:{line}: a config key must be text, got {shown}")
-            if key in seen:
-                raise ConfigError(f"{path}:{line}: key {key!r} appears twice in the same mapping; keep one")
-            seen.add(key)
-        return loader.construct_mapping(node)
-
-    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, no_duplicates)
-    StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT, list("-+0123456789."))
-    try:
-        return yaml.load(text, Loader=StrictLoader)  # a SafeLoader: plain data, no Python objects
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{mark.line + 1}:{mark.column + 1}:" if mark else ""
-        raise ConfigError(f"{path}:{where} invalid YAML: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {first_line(exc)}") from None
 
 
 def set_by_path(config: dict, assignment: str) -> None:
