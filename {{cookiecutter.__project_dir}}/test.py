@@ -16,7 +16,7 @@ from parse_config import (
     set_by_path,
 )
 from trainer import evaluate
-from utils import ConfigError, UserError
+from utils import CheckpointError, ConfigError, UserError
 from utils.checkpoint import load_checkpoint, load_model_state
 
 
@@ -35,6 +35,12 @@ def main(argv=None) -> int:
         data_loader = config.init_obj("data_loader", seed=config["seed"], training=False, shuffle=False)
         model = config.init_obj("arch").to(device)
         check_num_classes(data_loader, model)
+        trained_on = checkpoint.get("classes")
+        if trained_on and data_loader.classes and data_loader.classes != trained_on:
+            raise CheckpointError(
+                f"the checkpoint was trained on the classes {', '.join(trained_on)}, but the test data has "
+                f"{', '.join(data_loader.classes)}; evaluate on data with the training classes"
+            )
         load_model_state(model, checkpoint["state_dict"])
         criterion = config.function("loss", config["loss"])
         metric_fns = [config.function("metrics", name) for name in config["metrics"]]

@@ -56,6 +56,7 @@ class BaseTrainer:
         self.mnt_best = {"min": math.inf, "max": -math.inf}.get(self.mnt_mode, math.nan)
         self.not_improved_count = 0
         self.start_epoch, self.global_step = 1, 0
+        self.classes: list[str] | None = None  # the data's class names, kept in checkpoints for test.py
         self.samples_done = 0  # in the current epoch, over all processes; non-zero after a mid-epoch resume
         self.train_metrics = MetricTracker("loss", *(fn.__name__ for fn in metric_fns), "grad_norm")
         self.guard = RunGuard(device)
@@ -203,6 +204,7 @@ class BaseTrainer:
             "monitor_best": self.mnt_best,
             "not_improved_count": self.not_improved_count,
             "train_metrics": train_metrics,
+            "classes": self.classes,
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else []},
             "config": self.config,
         }

@@ -55,9 +55,15 @@ class ImageFolderDataLoader(BaseDataLoader):
                 transforms.Normalize(MEAN, STD),
             ]
         )
-        # The class list (and so the label numbers) always comes from train/: test/ may lack a class.
-        classes = _class_folders(Path(data_dir, "train"))
+        # The class list (and so the label numbers) comes from train/, so test/ may lack a class;
+        # without train/ (evaluating elsewhere), test.py compares test/'s with the checkpoint's.
+        train_folder = Path(data_dir, "train")
+        classes = _class_folders(train_folder if training or train_folder.is_dir() else folder)
         dataset = ClassFolders(folder, classes, augmented if training else plain, allow_empty=not training)
+        if len(dataset) == 0:
+            raise DataError(
+                f"no images in {folder.absolute()}: put them in its class sub-folders ({', '.join(classes)})"
+            )
         super().__init__(
             dataset,
             batch_size,

@@ -3,6 +3,8 @@
 import gzip
 import os
 import shutil
+import uuid
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -76,16 +78,24 @@ class MnistDataLoader(BaseDataLoader):
 
 def _extract_gz_files(raw: Path) -> None:
     """Unpack `<file>.gz` next to itself when `<file>` is missing: torchvision reads only the
-    unpacked files unless it downloads. Written to a temporary name first, so a crash leaves no
-    half-written file behind."""
+    unpacked files unless it downloads. Each process writes to a temporary name of its own (under
+    torchrun they all get here at once), renamed into place when complete."""
     for packed in raw.glob("*.gz"):
         target = packed.with_suffix("")
         if target.exists():
             continue
-        partial = target.with_name(target.name + ".partial")
-        with gzip.open(packed, "rb") as source, open(partial, "wb") as sink:
-            shutil.copyfileobj(source, sink)
-        os.replace(partial, target)
+        partial = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
+        try:
+            with gzip.open(packed, "rb") as source, open(partial, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            os.replace(partial, target)
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated download, or not gzip at all
+            raise ValueError(
+                f"cannot unpack {packed.absolute()} ({exc}); delete it and run again to download it, "
+                "or copy the original file there"
+            ) from None
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 def _idx_header(magic: int, shape: tuple[int, ...]) -> bytes:

@@ -14,7 +14,7 @@ class TensorboardWriter:
     """
 
     def __init__(self, log_dir: Path, first_step: int = 1) -> None:
-        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=first_step if first_step > 1 else None)
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=first_step)
 
     def add_scalars(self, values: dict[str, float], step: int) -> None:
         # One event holding every value costs a fraction of one add_scalar call per value.

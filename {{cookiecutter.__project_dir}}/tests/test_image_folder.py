@@ -84,6 +84,34 @@ def test_test_split_keeps_the_training_labels(tmp_path):
         ImageFolderDataLoader(str(tmp_path), batch_size=100, image_size=16, training=False)
 
 
+def test_test_py_checks_the_classes_the_checkpoint_was_trained_on(tmp_path):
+    """test.py works with test/ alone (train/ elsewhere), and refuses test data whose classes differ
+    from the checkpoint's, in one line; a test/ with class folders but no images is named too."""
+    images = tmp_path / "images"
+    ImageFolderDataLoader.write_sample(images, per_class=6)
+    data = ["--set", f"data_loader.args.data_dir={images.as_posix()}"]
+    trained = run_script(
+        "train.py", "-c", shipped_config(), *data, "--set", "trainer.epochs=1",
+        "--set", "data_loader.args.num_workers=0", "--set", f"trainer.save_dir={(tmp_path / 'saved').as_posix()}",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    best = str(only_run_dir(tmp_path / "saved") / "model_best.pth")
+    for path in sorted((images / "train").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (images / "train").rmdir()
+    alone = run_script("test.py", "-r", best, *data)
+    assert alone.returncode == 0, alone.stderr
+    (images / "test" / "square").rename(images / "test" / "star")
+    renamed = run_script("test.py", "-r", best, *data)
+    assert renamed.returncode == 2 and renamed.stderr.count("\n") == 1
+    expected = "trained on the classes circle, square, triangle, but the test data has circle, star, triangle"
+    assert expected in renamed.stderr
+    for path in (images / "test").rglob("*.png"):
+        path.unlink()
+    empty = run_script("test.py", "-r", best, *data)
+    assert empty.returncode == 2 and f"no images in {(images / 'test').absolute()}" in empty.stderr
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_unreadable_image_is_named_in_one_line(tmp_path, workers):
     """A file that is not an image stops training with one line naming it (exit 2), also when

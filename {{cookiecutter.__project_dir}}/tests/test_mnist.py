@@ -35,6 +35,19 @@ def test_gzipped_files_work_without_a_download(tmp_path):
     assert sorted(p.name for p in raw.iterdir() if not p.name.endswith(".gz")) == sorted(FILES)
 
 
+def test_truncated_gz_file_is_named_and_leaves_nothing_behind(tmp_path):
+    """A .gz cut short (an interrupted download) is named, with what to do; no partial file stays."""
+    MnistDataLoader.write_sample(tmp_path, train=20, test=10)
+    raw = tmp_path / "MNIST" / "raw"
+    packed = raw / f"{FILES[0]}.gz"
+    packed.write_bytes(gzip.compress((raw / FILES[0]).read_bytes())[:300])
+    (raw / FILES[0]).unlink()
+    with pytest.raises(ValueError, match=re.escape(f"cannot unpack {packed.absolute()} (")) as caught:
+        MnistDataLoader(str(tmp_path), batch_size=8, download=False)
+    assert "delete it and run again to download it" in str(caught.value)
+    assert sorted(p.name for p in raw.iterdir()) == sorted([*FILES[1:], packed.name])
+
+
 def test_damaged_files_are_named_in_one_line(tmp_path):
     MnistDataLoader.write_sample(tmp_path, train=20, test=10)
     (tmp_path / "MNIST" / "raw" / FILES[0]).write_text("<html>Not Found</html>", encoding="utf-8")

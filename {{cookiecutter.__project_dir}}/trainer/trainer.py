@@ -20,6 +20,7 @@ class Trainer(BaseTrainer):
         super().__init__(*args, **kwargs)
         self.data_loader = data_loader
         self.valid_data_loader = valid_data_loader
+        self.classes = data_loader.classes
         self.limit_batches = limit_batches
         for loader in (data_loader, valid_data_loader):
             if loader is not None and self.distributed:
