@@ -4,6 +4,7 @@ import fnmatch
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -30,6 +31,8 @@ JUNK_NAMES = {
     "runs",
 }
 JUNK_SUFFIXES = {".pyc", ".pyo"}
+# Jinja a bake must never leave in a text file: a cookiecutter variable, a tag or a comment.
+JINJA_LEFTOVER = re.compile(r"\{\{-?\s*cookiecutter|\{%|\{#")
 
 
 def bake(cookies, **answers):

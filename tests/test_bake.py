@@ -2,7 +2,6 @@
 
 import ast
 import json
-import re
 import tomllib
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from cookiecutter.utils import create_env_with_context
 from jinja2 import TemplateError
 
 from helpers import (
+    JINJA_LEFTOVER,
     REPO,
     TEMPLATE,
     bake,
@@ -23,8 +23,6 @@ from helpers import (
     ruff,
     text_files,
 )
-
-JINJA_LEFTOVER = re.compile(r"\{\{-?\s*cookiecutter|\{%")
 
 
 def test_template_folder_ships_no_build_junk():

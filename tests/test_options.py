@@ -17,6 +17,7 @@ import yaml
 
 from helpers import (
     CONFIG_FILES,
+    JINJA_LEFTOVER,
     REPO,
     SKIP_ENV,
     TEMPLATE,
@@ -38,7 +39,6 @@ COMBINATIONS = [
         *(choices if isinstance(choices, list) else [True, False] for choices in OPTIONS.values())
     )
 ]
-JINJA_LEFTOVER = re.compile(r"\{\{-?\s*cookiecutter|\{%|\{#")
 LOADERS = {"digits": "DigitsDataLoader", "mnist": "MnistDataLoader", "image_folder": "ImageFolderDataLoader"}
 PINNED_RUFF = re.search(r"ruff==([0-9.]+)", (TEMPLATE / "pyproject.toml").read_text(encoding="utf-8")).group(1)
 

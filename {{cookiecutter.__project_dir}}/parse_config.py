@@ -195,7 +195,7 @@ class ConfigParser:
     def init_obj(self, key: str, *args, **kwargs):
         """Build `config[key]`: call its `type` from the catalog with its `args` (and `kwargs`)."""
         section = self.config[key]
-        target = self._catalog[key][section["type"]]
+        target = self.target(key)
         try:
             obj = target(*args, **{**section.get("args", {}), **kwargs})
         except Exception as exc:  # the message names the key; the constructor's own words say the rest

@@ -5,6 +5,7 @@ data/images/train/dog/002.png
 data/images/test/cat/101.jpg       held-out images for test.py (same class folders)
 """
 
+import copy
 import os
 import random
 from pathlib import Path
@@ -71,7 +72,7 @@ class ImageFolderDataLoader(BaseDataLoader):
             validation_split=validation_split if training else 0.0,
             num_workers=num_workers,
             seed=seed,
-            valid_dataset=ClassFolders(folder, classes, plain) if training else None,
+            valid_dataset=_with_transform(dataset, plain) if training else None,
         )
         self.classes = classes
 
@@ -119,6 +120,13 @@ class ClassFolders(ImageFolder):
                 "every class needs training images"
             )
         return self.known_classes, {name: index for index, name in enumerate(self.known_classes)}
+
+
+def _with_transform(dataset: ClassFolders, transform) -> ClassFolders:
+    """The same images seen through another transform, without listing the folder again."""
+    view = copy.copy(dataset)
+    view.transform = transform
+    return view
 
 
 def _class_folders(folder: Path) -> list[str]:
