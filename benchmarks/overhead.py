@@ -43,31 +43,33 @@ def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) 
     return time.perf_counter() - start
 
 
+TINY_MLP = """
+from torch import nn
+
+
+class TinyMLP(nn.Module):
+    \"\"\"Two small linear layers: per-step overhead dominates its training time.\"\"\"
+
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+
 def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -> list[tuple[str, float, float]]:
+    # The MLP goes into a file of its own in model/, as a user's model would.
+    (project / "model" / "tiny_mlp.py").write_text(TINY_MLP, encoding="utf-8")
     sys.path.insert(0, str(project))
     os.chdir(project)
-    import model.model as module_arch
     import torch
     import torch.nn.functional as F
-    import train
-    from base import BaseModel
     from parse_config import ConfigParser, load_config
-    from torch import nn
 
     torch.set_num_threads(1)
     device = torch.device(device_name)
-
-    class TinyMLP(BaseModel):
-        """Two small linear layers: per-step overhead dominates its training time."""
-
-        def __init__(self, hidden: int = 32) -> None:
-            super().__init__()
-            self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-
-        def forward(self, x):
-            return self.net(x)
-
-    module_arch.TinyMLP = TinyMLP  # make it nameable in the config, like a user's own model
     base_config = load_config("config.json")
     mlp = {"type": "TinyMLP", "args": {}}
     # (label, arch, batch size, default logging: TensorBoard + checkpoint + best model every epoch)
@@ -92,7 +94,7 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -
                     config["trainer"]["monitor"] = "off"
                 torch.manual_seed(0)
                 parsed = ConfigParser(config)
-                trainer = train.build_trainer(parsed, device)
+                trainer = parsed.build_trainer(device, parsed.build_data_loader())
                 run_dir = Path(tmp) / "run"
                 run_dir.mkdir()
                 start = time.perf_counter()
@@ -109,8 +111,9 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -
 
 def raw_loop(config, epochs: int, device, torch, F) -> float:
     """The hand-written baseline: same model, data, split, batch size, optimizer and scheduler."""
-    loader = config.init_obj("data_loader", seed=config["seed"])
+    loader = config.build_data_loader()
     images, labels = loader.dataset.tensors
+    train_indices = loader.batch_sampler.indices
     model = config.init_obj("arch").to(device)
     optimizer = config.init_obj("optimizer", model.parameters())
     scheduler = config.init_obj("lr_scheduler", optimizer)
@@ -119,7 +122,7 @@ def raw_loop(config, epochs: int, device, torch, F) -> float:
     for epoch in range(1, epochs + 1):
         model.train()
         generator = torch.Generator().manual_seed(epoch)
-        order = loader.indices[torch.randperm(len(loader.indices), generator=generator)]
+        order = train_indices[torch.randperm(len(train_indices), generator=generator)]
         loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device)
         for batch in order.split(batch_size):
             x, y = images[batch].to(device, non_blocking=True), labels[batch].to(device, non_blocking=True)

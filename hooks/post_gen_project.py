@@ -4,8 +4,10 @@ Runs on cookiecutter's own interpreter from a rendered temporary copy, in the pr
 standard library only: it never imports torch. Steps:
 
 0. The files of options that were not chosen are removed (see ``unused_paths``).
-1. ``config.json`` is checked with the ``json`` module (syntax, sections, ``type``/``args``);
-   a ``config.yaml`` is left to the smoke run, since the standard library cannot read YAML.
+1. The config is checked against the project's own ``config.schema.json`` by the project's own
+   checker, ``python parse_config.py <config>``, on an interpreter that has jsonschema (and
+   PyYAML for YAML; torch is not needed). The schema is the one definition of the rules:
+   train.py checks the same. Without such an interpreter, a notice says how to check later.
 2. Smoke run: the project's own ``train.py -c <config> --smoke`` runs in a subprocess on an
    interpreter that has torch (and torchvision, PyYAML or tensorboard when the options need
    them). Skipped when PYTORCH_TEMPLATE_SKIP_SMOKE=1 (works everywhere, cruft included), when
@@ -55,7 +57,7 @@ SKIP_ENV = "PYTORCH_TEMPLATE_SKIP_SMOKE"
 PYTHON_ENV = "PYTORCH_TEMPLATE_PYTHON"
 CONFIG_FILE = "config.json"
 TRAIN_SCRIPT = "train.py"
-REQUIRED_SECTIONS = ("name", "arch", "data_loader", "optimizer", "loss", "metrics", "trainer")
+CONFIG_CHECK = "parse_config.py"
 SMOKE_TIMEOUT_S = 300
 PROBE_TIMEOUT_S = 60
 OUTPUT_TAIL_LINES = 40
@@ -92,7 +94,7 @@ def unused_paths(options):
             paths += files
     paths.append("config.yaml" if options["config_format"] == "json" else "config.json")
     if not is_yes(options["tensorboard"]):
-        paths += ["logger/visualization.py", "tests/test_tensorboard.py"]
+        paths.append("tests/test_tensorboard.py")
     if not is_yes(options["github_actions"]):
         paths.append(".github")
     if not is_yes(options["pre_commit"]):
@@ -119,7 +121,7 @@ def config_file(options):
 
 def required_modules(options):
     """Return the modules the smoke run imports, beyond the standard library."""
-    modules = ["torch", "numpy"]
+    modules = ["torch", "numpy", "jsonschema"]
     if options["dataset"] != "digits":
         modules.append("torchvision")
     if options["config_format"] == "yaml":
@@ -129,57 +131,34 @@ def required_modules(options):
     return modules
 
 
-# --- 1. config.json ------------------------------------------------------------------------
+# --- 1. the config, against the project's own schema -----------------------------------------
 
 
-def _reject_duplicate_keys(pairs):
-    keys = [key for key, _ in pairs]
-    duplicates = sorted({key for key in keys if keys.count(key) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate key(s) {', '.join(map(repr, duplicates))}")
-    return dict(pairs)
+def schema_modules(options):
+    """Return the modules the project's config check imports."""
+    return ["jsonschema", "yaml"] if options["config_format"] == "yaml" else ["jsonschema"]
 
 
-def _type_args_problems(node, where):
-    """Yield 'type must be a string' / 'args must be an object' problems, depth first."""
-    if isinstance(node, dict):
-        if "type" in node and not isinstance(node["type"], str):
-            yield f"{where}.type must be a string, got {json.dumps(node['type'])}"
-        if "args" in node and not isinstance(node["args"], dict):
-            yield f"{where}.args must be an object, got {json.dumps(node['args'])}"
-        for key, value in node.items():
-            yield from _type_args_problems(value, f"{where}.{key}")
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _type_args_problems(value, f"{where}[{index}]")
-
-
-def check_config_text(text, name=CONFIG_FILE):
-    """Return the problems with the text of a config file (an empty list when it is fine)."""
-    fix = f"fix {name} in the template"
+def check_config(project_dir, environ, options):
+    """Check the config with ``python parse_config.py <config>``; raise HookError when it breaks the
+    schema, return a notice when no interpreter can run the check, else None."""
+    config = config_file(options)
+    modules = schema_modules(options)
+    python = choose_python(environ, modules=modules)
+    if python is None:
+        return (
+            f"The config check was skipped: no Python with {', '.join(modules)} was found. Check later with:\n"
+            f"  cd {PROJECT_SLUG} && python parse_config.py {config}"
+        )
     try:
-        config = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except json.JSONDecodeError as err:
-        return [f"{name} is not valid JSON at line {err.lineno}, column {err.colno}: {err.msg} - {fix}"]
-    except ValueError as err:
-        return [f"{name} has a {err} - {fix}"]
-    if not isinstance(config, dict):
-        return [f"{name} must hold a JSON object, got {type(config).__name__} - {fix}"]
-    problems = [
-        f"{name} lacks the section {section!r} - {fix}" for section in REQUIRED_SECTIONS if section not in config
-    ]
-    problems += [f"{name}: {problem} - {fix}" for problem in _type_args_problems(config, "config")]
-    return problems
-
-
-def check_config(project_dir):
-    """Return the problems with ``config.json`` in the project folder."""
-    path = Path(project_dir, CONFIG_FILE)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        return [f"{CONFIG_FILE} cannot be read ({err}) - fix the template"]
-    return check_config_text(text)
+        result = run_in_project([python, CONFIG_CHECK, config], project_dir, environ, PROBE_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError) as err:
+        raise HookError(f"the config check could not run with {python} ({err})", KEEP_HINT) from None
+    if result.returncode != 0:
+        raise HookError(
+            f"{config} breaks the project's config.schema.json: {tail(result.stdout, 1)}", "fix the template"
+        )
+    return None
 
 
 # --- 2. smoke run ----------------------------------------------------------------------------
@@ -209,6 +188,23 @@ def smoke_env(environ):
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["OMP_NUM_THREADS"] = "1"
     return env
+
+
+def run_in_project(command, project_dir, environ, timeout):
+    """Run one of the project's scripts in its folder, without stdin; return the finished process
+    with stdout and stderr merged into its text output."""
+    return subprocess.run(
+        command,
+        cwd=project_dir,
+        env=smoke_env(environ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )
 
 
 def has_modules(python, environ, modules=("torch",)):
@@ -279,20 +275,8 @@ def run_smoke(python, project_dir, environ, config=CONFIG_FILE):
     """Run ``train.py -c <config> --smoke``; return its output, raise HookError on failure."""
     if not Path(project_dir, TRAIN_SCRIPT).is_file():
         raise HookError(f"{TRAIN_SCRIPT} is missing from the generated project", "fix the template")
-    command = [python, TRAIN_SCRIPT, "-c", config, "--smoke"]
     try:
-        result = subprocess.run(
-            command,
-            cwd=project_dir,
-            env=smoke_env(environ),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            timeout=SMOKE_TIMEOUT_S,
-            check=False,
-        )
+        result = run_in_project([python, TRAIN_SCRIPT, "-c", config, "--smoke"], project_dir, environ, SMOKE_TIMEOUT_S)
     except subprocess.TimeoutExpired as err:
         output = err.output or ""
         if isinstance(output, bytes):
@@ -389,14 +373,12 @@ def main(project_dir=".", environ=None, smoke_answer=SMOKE_RUN_ANSWER, options=O
     project_dir = os.path.abspath(project_dir)
     try:
         remove_unused(project_dir, options)
-        problems = check_config(project_dir) if config_file(options) == CONFIG_FILE else []
-        if not problems:
-            smoke_check(project_dir, environ, smoke_answer, options)
+        notice = check_config(project_dir, environ, options)
+        if notice:
+            print(notice)
+        smoke_check(project_dir, environ, smoke_answer, options)
     except HookError as err:
-        problems = [str(err)]
-    if problems:
-        for problem in problems:
-            print(f"ERROR: {problem}", file=sys.stderr)
+        print(f"ERROR: {err}", file=sys.stderr)
         return 1
     print(next_steps(PROJECT_SLUG, config_file(options)))
     return 0

@@ -55,6 +55,7 @@ RESERVED_NAMES = frozenset(
         "tensorboard",
         "tqdm",
         "yaml",
+        "jsonschema",
         "pytest",
         "conftest",
         "setuptools",

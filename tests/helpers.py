@@ -92,7 +92,7 @@ def left_out(answers):
             paths |= files
     paths |= {name for key, name in CONFIG_FILES.items() if key != answers["config_format"]}
     if not answers["tensorboard"]:
-        paths |= {"logger/visualization.py", "tests/test_tensorboard.py"}
+        paths.add("tests/test_tensorboard.py")
     if not answers["github_actions"]:
         paths.add(".github")
     if not answers["pre_commit"]:

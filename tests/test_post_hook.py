@@ -6,6 +6,7 @@ fail, timeout, files left behind, skipped) is checked in well under a second eac
 
 import json
 import os
+import shutil
 import stat
 import sys
 import textwrap
@@ -38,11 +39,16 @@ def fake_python(path, *flags):
     return path
 
 
-def fake_project(root, train_py, config=None):
-    """A project folder with a config.json and the given train.py source."""
+ACCEPTING_CHECK = "import sys\nprint(sys.argv[1] + ': follows config.schema.json')\n"
+
+
+def fake_project(root, train_py, config=None, check_py=ACCEPTING_CHECK):
+    """A project folder with a config.json, the given train.py source and a config checker
+    (parse_config.py) that accepts it."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(config or GOOD_CONFIG), encoding="utf-8")
     (root / "train.py").write_text(textwrap.dedent(train_py), encoding="utf-8")
+    (root / "parse_config.py").write_text(check_py, encoding="utf-8")
     return root
 
 
@@ -95,11 +101,11 @@ def test_cookiecutters_own_python_is_used_when_it_has_torch(hook):
 
 def test_python_on_path_is_used_when_cookiecutter_lacks_torch(hook, tmp_path):
     """When cookiecutter's interpreter lacks torch (pipx/uvx), python3 on PATH with torch is used,
-    even when it is a symlink to the same base interpreter as cookiecutter's venv."""
+    even when it starts the same interpreter as cookiecutter's (paths are compared as found).
+    A launcher script, not a symlink: a symlink to a venv's python, placed outside the venv,
+    starts the base interpreter without the venv's packages."""
     no_torch = fake_python(tmp_path / "venv" / "bin" / "python", "-S")
-    with_torch = tmp_path / "bin" / "python3"
-    with_torch.parent.mkdir()
-    with_torch.symlink_to(sys.executable)
+    with_torch = fake_python(tmp_path / "bin" / "python3")
     env = {"PATH": f"{no_torch.parent}{os.pathsep}{with_torch.parent}"}
     assert hook.choose_python(env, current=str(no_torch)) == str(with_torch)
 
@@ -111,51 +117,46 @@ def test_no_python_with_torch_gives_none(hook, tmp_path):
     assert hook.choose_python({"PATH": str(no_torch.parent)}, current=str(no_torch)) is None
 
 
-# --- config.json ---------------------------------------------------------------------------
+# --- the config check ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        pytest.param('{\n  "name": "x",\n  "arch": }', "line 3, column 11", id="syntax"),
-        pytest.param("[1, 2]", "must hold a JSON object, got list", id="not-object"),
-        pytest.param('{"name": "a", "name": "b"}', "duplicate key(s) 'name'", id="duplicate"),
-        pytest.param(
-            json.dumps({k: v for k, v in GOOD_CONFIG.items() if k != "trainer"}),
-            "lacks the section 'trainer'",
-            id="missing-section",
-        ),
-        pytest.param(
-            json.dumps({**GOOD_CONFIG, "arch": {"type": 3, "args": {}}}),
-            "config.arch.type must be a string, got 3",
-            id="type-not-string",
-        ),
-        pytest.param(
-            json.dumps({**GOOD_CONFIG, "optimizer": {"type": "Adam", "args": [1]}}),
-            "config.optimizer.args must be an object, got [1]",
-            id="args-not-object",
-        ),
-    ],
-)
-def test_broken_config_is_reported_with_its_location(hook, text, message):
-    """A config.json that does not parse (with line and column), is not an object, repeats a key,
-    lacks a section, or has a non-string type / non-object args is reported, with a fix."""
-    problems = hook.check_config_text(text)
-    assert any(message in problem for problem in problems), problems
-    assert all(problem.endswith("- fix config.json in the template") for problem in problems)
+def test_config_is_checked_by_the_projects_own_checker(hook, tmp_path):
+    """The hook runs `python parse_config.py config.json` in the project: the project's own schema
+    and its checker are the one definition of a valid config."""
+    check = "import sys, os\nassert sys.argv[1:] == ['config.json'] and os.path.isfile('config.schema.json')\n"
+    project = fake_project(tmp_path / "p", "", check_py=check)
+    (project / "config.schema.json").write_text("{}", encoding="utf-8")
+    assert hook.check_config(project, env_for(), hook.OPTIONS) is None
 
 
-def test_good_config_passes(hook):
-    assert hook.check_config_text(json.dumps(GOOD_CONFIG)) == []
-
-
-def test_broken_config_fails_the_hook_before_any_smoke_run(hook, tmp_path, capsys):
-    """A broken config.json makes the hook exit 1 with an ERROR line; train.py never runs."""
-    project = fake_project(tmp_path / "p", "open('RAN', 'w').close()\n")
-    (project / "config.json").write_text("{", encoding="utf-8")
+def test_config_breaking_the_real_schema_fails_the_hook_before_any_smoke_run(hook, default_project, tmp_path, capsys):
+    """With the template's real parse_config.py and schema, a config that breaks a rule makes the
+    hook exit 1 with an ERROR line naming the key; train.py never runs."""
+    project = tmp_path / "p"
+    shutil.copytree(default_project, project)
+    config = json.loads((project / "config.json").read_text(encoding="utf-8"))
+    config["trainer"]["epochs"] = 0
+    (project / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (project / "train.py").write_text("open('RAN', 'w').close()\n", encoding="utf-8")
     assert hook.main(project, env_for()) == 1
-    assert capsys.readouterr().err.startswith("ERROR: config.json is not valid JSON at line 1")
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: config.json breaks the project's config.schema.json: ")
+    assert "config key 'trainer.epochs': got 0, expected an integer >= 1 - fix the template" in err
     assert not (project / "RAN").exists()
+
+
+def test_real_template_config_passes_the_check(hook, default_project):
+    assert hook.check_config(default_project, env_for(), hook.OPTIONS) is None
+
+
+def test_no_python_for_the_config_check_is_a_notice(hook, tmp_path, capsys, monkeypatch):
+    """Without a Python that has jsonschema, the project is kept with a notice saying how to check later."""
+    monkeypatch.setattr(hook, "choose_python", lambda environ, modules: None)
+    project = fake_project(tmp_path / "p", "raise SystemExit('must not run')\n")
+    assert hook.main(project, env_for()) == 0
+    out = capsys.readouterr().out
+    assert "The config check was skipped: no Python with jsonschema was found" in out
+    assert f"cd {hook.PROJECT_SLUG} && python parse_config.py config.json" in out
 
 
 # --- skip switches ---------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def test_missing_python_with_torch_is_a_notice_not_a_failure(hook, tmp_path, cap
     project = fake_project(tmp_path / "p", "raise SystemExit('must not run')\n")
     assert hook.main(project, env_for()) == 0
     out = capsys.readouterr().out
-    assert "smoke check was skipped because no Python with torch, numpy, tensorboard was found" in out
+    assert "smoke check was skipped because no Python with torch, numpy, jsonschema, tensorboard was found" in out
     assert f"cd {hook.PROJECT_SLUG} && pip install -r requirements.txt && " in out
     assert "&& python train.py -c config.json --smoke" in out
 
@@ -326,9 +327,9 @@ def test_unchosen_option_files_are_removed_and_removal_is_idempotent(tmp_path):
         "data_loader/mnist.py",
         "data_loader/image_folder.py",
         "tests/test_digits.py",
+        "tests/test_tensorboard.py",
         "config.json",
         "config.yaml",
-        "logger/visualization.py",
         ".github/workflows/ci.yml",
         ".pre-commit-config.yaml",
         "LICENSE",
@@ -356,5 +357,5 @@ def test_smoke_run_needs_a_python_with_the_options_modules(tmp_path, options, ex
     """The smoke run's interpreter must have what the chosen options import (torchvision for
     MNIST and image folders, PyYAML for YAML), else it is skipped with a notice."""
     hook = load_hook("post_gen_project", tmp_path, **options)
-    assert hook.required_modules(hook.OPTIONS) == ["torch", "numpy", *extra]
+    assert hook.required_modules(hook.OPTIONS) == ["torch", "numpy", "jsonschema", *extra]
     assert hook.choose_python(env_for(), modules=["torch", "no_such_module_here"]) is None

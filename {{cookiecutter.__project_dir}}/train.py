@@ -3,63 +3,42 @@
 python train.py -c config.json
 python train.py -c config.json --lr 0.001 --bs 128 --set trainer.epochs=5
 python train.py -r saved/<name>/<run>/checkpoint-epoch10.pth --set trainer.epochs=40
-python train.py -c config.json -r auto       # the newest run's latest checkpoint
-python train.py -c config.json --smoke      # two batches into a temporary folder
-python train.py -c config.yaml              # YAML configs work the same way
+python train.py -c config.json -r auto      # continue the newest run from its latest checkpoint
+python train.py -c config.json --smoke      # two batches into a temporary folder, then delete it
+torchrun --standalone --nproc_per_node=2 train.py -c config.json
 """
 
+import argparse
+import inspect
+import logging
 import random
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from logger import setup_logging
-from parse_config import (
-    ConfigParser,
-    arg_parser,
-    check_num_classes,
-    create_run_dir,
-    from_args,
-    open_run_dir,
-    report,
-    resolve_device,
-)
-from trainer import Trainer
-from utils import ConfigError, UserError, distributed
-from utils.checkpoint import load_checkpoint
-from utils.errors import NonFiniteLoss, TrainingStopped
+from logger import attach_log_file, setup_logging
+from parse_config import ConfigParser
+from utils import distributed
+from utils.checkpoint import create_run_dir, find_latest, load_checkpoint, open_run_dir
+from utils.errors import ArgumentParser, ConfigError, UserError, report
+from utils.stopping import TrainingStopped
 
 SMOKE_BATCHES = 2
 
 
-def parse_args(argv=None):
-    parser = arg_parser(__doc__)
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", help="config file (.json, or .yaml / .yml)")
+    parser.add_argument("-r", "--resume", help="checkpoint (.pth) to continue from; 'auto' (with -c): the latest")
+    parser.add_argument("-d", "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     parser.add_argument("--lr", type=float, help="learning rate (sets optimizer.args.lr)")
     parser.add_argument("--bs", type=int, help="batch size (sets data_loader.args.batch_size)")
     parser.add_argument("--smoke", action="store_true", help="train two batches in a temporary folder, then delete it")
     return parser.parse_args(argv)
-
-
-def build_trainer(config: ConfigParser, device: torch.device, limit_batches: int | None = None) -> Trainer:
-    data_loader = config.init_obj("data_loader", seed=config["seed"])
-    model = config.init_obj("arch").to(device)
-    check_num_classes(data_loader, model)
-    optimizer = config.init_obj("optimizer", [p for p in model.parameters() if p.requires_grad])
-    lr_scheduler = config.init_obj("lr_scheduler", optimizer) if config.config.get("lr_scheduler") else None
-    return Trainer(
-        model,
-        config.function("loss", config["loss"]),
-        [config.function("metrics", name) for name in config["metrics"]],
-        optimizer,
-        config.config,
-        device,
-        lr_scheduler=lr_scheduler,
-        data_loader=data_loader,
-        valid_data_loader=data_loader.split_validation(),
-        limit_batches=limit_batches,
-    )
 
 
 def main(argv=None) -> int:
@@ -70,23 +49,28 @@ def main(argv=None) -> int:
         return report(exc)
     except TrainingStopped as exc:
         if distributed.is_main():
-            print(f"error: {exc}" if isinstance(exc, NonFiniteLoss) else str(exc), file=sys.stderr)
+            print(f"error: {exc}" if exc.exit_code == 3 else str(exc), file=sys.stderr)
         return exc.exit_code
     finally:
         distributed.cleanup()  # only once run()'s objects, the DDP model among them, are gone
 
 
-def run(args) -> int:
-    config, resume_path, checkpoint = from_args(args)
-    device = distributed.setup(args.device) or resolve_device(args.device)
-    setup_logging(config["trainer"].get("verbosity", 1) if distributed.is_main() else 0)
-    seed = config["seed"]
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def run(args: argparse.Namespace) -> int:
+    resume_path = Path(args.resume) if args.resume not in (None, "auto") else None
+    checkpoint = load_checkpoint(resume_path, resume=True) if resume_path else None
+    config = ConfigParser.from_args(args, checkpoint)
+    if args.resume == "auto":
+        resume_path, checkpoint = find_latest(Path(config["trainer"]["save_dir"]) / config["name"])
+        print(f"Resuming from {resume_path} (the most trained checkpoint of the newest run)")
+    cpu_only = config.config.get("n_gpu") == 0  # pytorch-template's n_gpu: 0
+    device = distributed.setup("cpu" if cpu_only and args.device == "auto" else args.device)
+    setup_logging(config["trainer"]["verbosity"] if distributed.is_main() else 0)
+    random.seed(config["seed"])
+    np.random.seed(config["seed"])
+    torch.manual_seed(config["seed"])  # the data loaders' default seed too
     if args.smoke:
         return smoke(config, device)
-    trainer = build_trainer(config, device)
+    trainer = config.build_trainer(device, config.build_data_loader())
     if checkpoint is not None:
         trainer.resume(checkpoint)
         if trainer.start_epoch > trainer.epochs:
@@ -94,7 +78,11 @@ def run(args) -> int:
                 f"the checkpoint has finished all trainer.epochs={trainer.epochs}; "
                 f"train further with --set trainer.epochs={trainer.epochs + 10}"
             )
-    trainer.train(open_run_dir(config.config, resume_path) if distributed.is_main() else None)
+    run_dir = open_run_dir(config.config, resume_path) if distributed.is_main() else None
+    if run_dir is not None:
+        attach_log_file(run_dir / "train.log")
+        logging.getLogger("train").info("Run folder: %s%s", run_dir, f" (from {resume_path})" if resume_path else "")
+    trainer.train(run_dir)
     return 0
 
 
@@ -105,15 +93,18 @@ def smoke(config: ConfigParser, device: torch.device) -> int:
     small generated sample in the temporary folder, so the smoke run needs no download.
     """
     with tempfile.TemporaryDirectory(prefix="smoke-", ignore_cleanup_errors=True) as tmp:
-        config.config["trainer"].update(epochs=1, save_dir=tmp)
-        write_sample = getattr(config.target("data_loader"), "write_sample", None)
+        config["trainer"].update(epochs=1, save_dir=tmp)
+        write_sample = getattr(config.targets["data_loader"], "write_sample", None)
         if write_sample is not None:
-            write_sample(f"{tmp}/data")
-            config.config["data_loader"].setdefault("args", {})["data_dir"] = f"{tmp}/data"
+            classes = config["arch"].get("args", {}).get("num_classes")
+            accepts = "num_classes" in inspect.signature(write_sample).parameters
+            write_sample(f"{tmp}/data", **({"num_classes": classes} if classes and accepts else {}))
+            config["data_loader"].setdefault("args", {})["data_dir"] = f"{tmp}/data"
             print(f"Smoke run on a generated sample of {config['data_loader']['type']} data (no download)")
-        trainer = build_trainer(config, device, limit_batches=SMOKE_BATCHES)
+        trainer = config.build_trainer(device, config.build_data_loader())
+        trainer.limit_batches = SMOKE_BATCHES
         log = trainer.train(create_run_dir(config.config))
-        load_checkpoint(trainer.run_dir / "checkpoint-epoch1.pth", map_location="cpu")
+        load_checkpoint(trainer.run_dir / "checkpoint-epoch1.pth", resume=True)
     print(f"Smoke run passed on {device}: loss {log['loss']:.4f} after {SMOKE_BATCHES} batches")
     return 0
 

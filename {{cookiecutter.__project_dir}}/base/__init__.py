@@ -1,5 +1,3 @@
-from base.base_data_loader import BaseDataLoader
-from base.base_model import BaseModel
-from base.base_trainer import BaseTrainer
-
-__all__ = ["BaseDataLoader", "BaseModel", "BaseTrainer"]
+from base.base_data_loader import BaseDataLoader as BaseDataLoader
+from base.base_model import BaseModel as BaseModel
+from base.base_trainer import BaseTrainer as BaseTrainer

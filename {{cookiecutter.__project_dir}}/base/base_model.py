@@ -6,7 +6,7 @@ from torch import nn
 class BaseModel(nn.Module):
     """A `torch.nn.Module` whose printout ends with its number of trainable parameters.
 
-    Only subclasses of this class can be named in the config's `arch.type`.
+    Optional: any `nn.Module` can be named in the config's `arch.type`.
     """
 
     def forward(self, *inputs):

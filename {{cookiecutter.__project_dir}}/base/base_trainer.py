@@ -1,19 +1,28 @@
-"""The epoch loop shared by all trainers: monitoring, early stopping, checkpoints and resume."""
+"""The training loop and every guarantee it keeps; a subclass decides what one step computes.
+
+A trainer overrides `training_step(batch)`, and `validation_step(batch)` if validation differs
+(see trainer/trainer.py). All else happens here, so that it holds for every trainer: mixed
+precision, accumulation, DDP, clipping, the gradient scaler, the NaN guard, stop signals, exact
+resume, checkpoints, metrics and TensorBoard.
+"""
 
 import contextlib
 import importlib.util
+import itertools
 import logging
 import math
+import sys
+import warnings
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
-from utils import MetricTracker, distributed
-from utils.checkpoint import checkpoint_name, load_model_state, sweep_temp_files
-from utils.checkpoint_writer import CheckpointWriter
-from utils.errors import ConfigError, Interrupted
-from utils.run_guard import RunGuard
+from utils import distributed
+from utils.checkpoint import CheckpointWriter, checkpoint_name, load_model_state, sweep_temp_files
+from utils.errors import ConfigError
+from utils.stopping import Interrupted, RunGuard
 
 logger = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -21,56 +30,65 @@ NO_CONTEXT = contextlib.nullcontext()  # reusable: it holds no state
 
 
 class BaseTrainer:
-    """Runs `_train_epoch` for each epoch and decides what to keep; subclasses do the steps.
+    """Trains `model` on `data_loader` for the configured epochs, validating after each one.
 
-    `self.model` is the plain model (saved and evaluated); `self.train_model` is what the
-    training step calls: the same model, wrapped for DDP and/or compiled when configured.
-    A subclass calls `self.guard.check_loss` before each backward pass and `self._after_step`
-    after each optimizer step, so that a stop request is honoured at a step boundary.
+    `self.model` is what a step calls: the model, wrapped for DDP and compiled when configured.
+    `self.raw_model` is the plain model: its weights are saved, and its attributes are reached
+    through it (never call it in a step: under DDP its gradients would not be synced).
+    `self.writer` is TensorBoard's `SummaryWriter` while training (None when TensorBoard is
+    off, and on all processes but the main one): add images or histograms to it.
     """
 
-    def __init__(self, model, criterion, metric_fns, optimizer, config: dict, device, lr_scheduler=None) -> None:
-        self.model, self.criterion, self.metric_fns = model, criterion, metric_fns
-        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
-        self.config, self.device = config, device
-        settings = config["trainer"]
-        self.epochs = settings["epochs"]
-        self.save_period = settings.get("save_period", 1)
-        self.checkpoints = CheckpointWriter(keep_last=settings.get("keep_last", 3))
-        self.early_stop = settings.get("early_stop", 0)
-        self.tensorboard = settings.get("tensorboard", False)
-        if self.tensorboard and importlib.util.find_spec("logger.visualization") is None:
-            raise ConfigError(
-                "config key 'trainer.tensorboard' is true, but logger/visualization.py is not in this project "
-                "(made without TensorBoard); set it to false"
-            )
-        self.accumulate = settings.get("accumulate", 1)
-        self.clip_grad_norm = settings.get("clip_grad_norm")
-        self.amp_dtype = AMP_DTYPES.get(settings.get("amp", "off"))
+    # Further scalars your steps return (besides loss and metrics), for `trainer.monitor` to name.
+    extra_metrics: tuple[str, ...] = ()
+
+    def __init__(self, model, criterion, metric_ftns, optimizer, config: dict, device: torch.device,
+                 data_loader, valid_data_loader=None, lr_scheduler=None) -> None:  # fmt: skip
+        self.raw_model, self.criterion, self.metric_ftns = model, criterion, metric_ftns
+        self.optimizer, self.lr_scheduler, self.config, self.device = optimizer, lr_scheduler, config, device
+        self.data_loader, self.valid_data_loader = data_loader, valid_data_loader
+        self.settings = settings = config["trainer"]
+        self.epochs, self.amp_dtype = settings["epochs"], AMP_DTYPES.get(settings["amp"])
         if self.amp_dtype is torch.float16 and device.type != "cuda":
             raise ConfigError(f"config key 'trainer.amp': fp16 needs a CUDA device, this run uses {device}; use bf16")
+        if settings["tensorboard"] and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError(
+                "config key 'trainer.tensorboard': TensorBoard is not installed; pip install it, or set false"
+            )
         # fp16 needs loss scaling against underflow; disabled, the scaler passes everything through.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype is torch.float16)
-        self.monitor = settings.get("monitor", "off")
-        self.mnt_mode, _, self.mnt_metric = self.monitor.partition(" ")
+        self.mnt_mode, _, self.mnt_metric = settings["monitor"].partition(" ")
         self.mnt_best = {"min": math.inf, "max": -math.inf}.get(self.mnt_mode, math.nan)
-        self.not_improved_count = 0
-        self.start_epoch, self.global_step = 1, 0
-        self.classes: list[str] | None = None  # the data's class names, kept in checkpoints for test.py
-        self.samples_done = 0  # in the current epoch, over all processes; non-zero after a mid-epoch resume
-        self.train_metrics = MetricTracker("loss", *(fn.__name__ for fn in metric_fns), "grad_norm")
-        self.guard = RunGuard(device)
-        self.distributed = self.guard.distributed
-        self.train_model = model
-        if self.distributed:
-            device_ids = [device.index] if device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(model, device_ids=device_ids)
-        if settings.get("compile", False):
-            self.train_model = torch.compile(self.train_model)
+        self.not_improved_count, self.start_epoch, self.global_step = 0, 1, 0
+        self.samples_done = 0  # into the current epoch, over all processes: non-zero after a mid-epoch resume
+        self.limit_batches: int | None = None  # the smoke run trains and validates only this many batches
+        self.train_metrics, self.guard = MetricTracker(), RunGuard(device)
+        self.checkpoints = CheckpointWriter(keep_last=settings["keep_last"])
+        self.run_dir: Path | None = None
+        self.writer = None
+        self.model = self._wrap(model)
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
-        """Train one epoch (and validate); return the epoch's averaged losses and metrics."""
-        raise NotImplementedError
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model as steps call it: under torchrun in DDP, with each process's share of the data."""
+        if self.guard.distributed:  # buffers are synced before validation instead of at every forward
+            cuda = self.device.type == "cuda"
+            model = DistributedDataParallel(
+                model, device_ids=[self.device.index] if cuda else None, broadcast_buffers=False
+            )
+            for loader, pad in ((self.data_loader, True), (self.valid_data_loader, False)):
+                if loader is not None:
+                    loader.batch_sampler.shard(distributed.rank(), distributed.world_size(), pad)
+        return torch.compile(model) if self.settings["compile"] else model
+
+    def training_step(self, batch) -> "torch.Tensor | dict":
+        """Forward pass and loss of one batch (already on the device). Return the loss, or a dict
+        with "loss", optionally "output" and "target" (metrics are computed from them), and other
+        scalars to average and log under their keys."""
+        raise NotImplementedError("a trainer defines training_step(batch); see trainer/trainer.py")
+
+    def validation_step(self, batch) -> "torch.Tensor | dict":
+        """Like `training_step`, run without gradients on validation and test batches."""
+        return self.training_step(batch)
 
     def train(self, run_dir: Path | None) -> dict[str, float]:
         """Train from `start_epoch` to the last epoch, or until early stopping; return the last log.
@@ -83,162 +101,328 @@ class BaseTrainer:
         if self.run_dir is not None:
             for path in sweep_temp_files(self.run_dir):
                 logger.warning("Removed %s, left by a run killed while saving", path.name)
-        self.log_steps = logger.isEnabledFor(logging.DEBUG)  # per-step losses cost a device sync
-        writer = None
-        if self.tensorboard and self.run_dir is not None:
-            from logger.visualization import TensorboardWriter  # optional file; tensorboard imports slowly
+            if self.settings["tensorboard"]:
+                from torch.utils.tensorboard import SummaryWriter  # slow to import: only when used
 
-            writer = TensorboardWriter(self.run_dir, self.start_epoch)
+                # purge_step drops the points an interrupted process wrote after its last checkpoint
+                self.writer = SummaryWriter(str(self.run_dir), purge_step=self.global_step + 1)
+        self.log_steps = logger.isEnabledFor(logging.DEBUG)  # per-step losses cost a device sync
         log: dict[str, float] = {}
         try:
             with self.guard.signal:
                 for epoch in range(self.start_epoch, self.epochs + 1):
-                    log = {**self._train_epoch(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
-                    self.guard.raise_if_loss_was_bad()
-                    self._step_scheduler(log)
-                    if writer is not None:
-                        writer.add_scalars(log, epoch)
-                    logger.info(
-                        "epoch %d/%d  %s", epoch, self.epochs, "  ".join(f"{k} {v:.6g}" for k, v in log.items())
-                    )
+                    log = self._train_epoch(epoch)
                     if self._end_of_epoch(epoch, log):
                         break
                 self.checkpoints.wait()  # still under the signal handler: a SIGTERM now is handled
             distributed.barrier()  # the others wait for the main process to finish saving
         finally:
-            if writer is not None:
-                writer.close()
+            if self.writer is not None:
+                self.writer.close()
             self.checkpoints.wait()
         return log
 
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        """Train one epoch, then validate; return the epoch's averaged losses and metrics."""
+        self.model.train()
+        if self.samples_done == 0:  # else resuming mid-epoch: keep the restored sums
+            self.train_metrics.reset()
+        self.data_loader.batch_sampler.set_epoch(epoch, skip_samples=self.samples_done)
+        self.batches_done = 0  # since set_epoch: the loader turns it into a position in samples
+        batches = progress(self.data_loader, f"epoch {epoch}", self.limit_batches)
+        for group in accumulation_groups(batches, self.settings["accumulate"]):
+            loss = self._optimizer_step(group)
+            self._after_step(epoch, len(group), loss)
+        self.samples_done = 0
+        log = {**self.train_metrics.result(), "lr": self.optimizer.param_groups[0]["lr"]}
+        if self.valid_data_loader is not None:
+            valid = self.evaluate(self.valid_data_loader, self.limit_batches)
+            log.update({f"val_{key}": value for key, value in valid.items()})
+        return log
+
+    def _optimizer_step(self, group: tuple) -> torch.Tensor:
+        """One optimizer step over the batches of `group` (several with accumulation): zero_grad,
+        forward and loss (in `training_step`), backward, step, with the guarantees around them."""
+        sizes = [batch_size(batch) for batch in group]
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(group):
+            last = i == len(group) - 1  # DDP syncs gradients on the last micro-batch only
+            with NO_CONTEXT if last or not self.guard.distributed else self.model.no_sync():
+                with self.autocast():
+                    result = as_step_result(self.training_step(to_device(batch, self.device)))
+                loss = result["loss"]
+                self.guard.check_loss(loss, self.global_step + 1)
+                # micro-batches weigh their share of the samples: together, one batch of their union
+                self.scaler.scale(loss if len(group) == 1 else loss * (sizes[i] / sum(sizes))).backward()
+            self._update_metrics(self.train_metrics, result, sizes[i])
+        if self.settings["clip_grad_norm"] is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the fp16-scaled ones
+            norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.settings["clip_grad_norm"])
+            self.train_metrics.update("grad_norm", norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss
+
+    def _after_step(self, epoch: int, batches: int, loss: torch.Tensor) -> None:
+        """Count the step, log it, and on a stop request save where the run stands and stop."""
+        self.global_step += 1
+        self.batches_done += batches
+        if self.log_steps:
+            logger.debug("step %d loss %.8g", self.global_step, loss.item())
+        if (
+            self.writer is not None
+            and self.settings["log_every"]
+            and self.global_step % self.settings["log_every"] == 0
+        ):
+            self.writer.add_scalar("step/loss", loss.item(), self.global_step)
+        if self.guard.stop_requested(self.global_step):
+            self.guard.raise_if_loss_was_bad()  # never save weights that a bad loss reached
+            self.samples_done = self.data_loader.batch_sampler.position(self.batches_done)
+            name = checkpoint_name(epoch, self.global_step)
+            self._save_checkpoint(epoch - 1, name)
+            self._interrupt(name)
+
+    @torch.no_grad()
+    def evaluate(self, loader, limit_batches: int | None = None) -> dict[str, float]:
+        """Average loss and metrics of `validation_step` over `loader`, over all processes."""
+        distributed.broadcast_buffers(self.raw_model)  # every process validates the weights that get saved
+        self.model.eval()
+        metrics = MetricTracker()
+        for batch in progress(loader, "evaluate", limit_batches):
+            with self.autocast():
+                result = as_step_result(self.validation_step(to_device(batch, self.device)))
+            self._update_metrics(metrics, result, batch_size(batch))
+        return metrics.result()
+
+    def _update_metrics(self, tracker: "MetricTracker", result: dict, n: int) -> None:
+        """Add one batch's loss, metrics and other returned scalars, on the device (no sync)."""
+        for key, value in result.items():
+            if key not in ("output", "target"):
+                tracker.update(key, value, n)
+        if "output" in result and "target" in result:
+            output = result["output"].detach()
+            for fn in self.metric_ftns:
+                tracker.update(fn.__name__, fn(output, result["target"]), n)
+
+    def autocast(self):
+        """Mixed precision for the forward pass and loss, when `trainer.amp` asks for it."""
+        return NO_CONTEXT if self.amp_dtype is None else torch.autocast(self.device.type, dtype=self.amp_dtype)
+
     def _end_of_epoch(self, epoch: int, log: dict[str, float]) -> bool:
-        """Save what the policy asks for; return True when training should stop early."""
+        """Log the epoch and save what the policy asks for; return True to stop early."""
+        self.guard.raise_if_loss_was_bad()
+        self._step_scheduler(log)
+        logger.info("epoch %d/%d  %s", epoch, self.epochs, "  ".join(f"{k} {v:.6g}" for k, v in log.items()))
+        for key, value in log.items() if self.writer is not None else ():
+            self.writer.add_scalar(
+                f"val/{key[4:]}" if key.startswith("val_") else f"train/{key}", value, self.global_step
+            )
         improved = self._update_monitor(log)
-        stop = self.early_stop > 0 and self.not_improved_count >= self.early_stop
-        interrupted = self.guard.stop_requested()
-        periodic = epoch % self.save_period == 0 or epoch == self.epochs or stop or interrupted
+        stop = 0 < self.settings["early_stop"] <= self.not_improved_count
+        interrupted = not stop and epoch < self.epochs and self.guard.stop_requested()  # else the run is over
+        periodic = epoch % self.settings["save_period"] == 0 or epoch == self.epochs or stop or interrupted
         names = [checkpoint_name(epoch)] * periodic + ["model_best.pth"] * improved
         if names:
             self._save_checkpoint(epoch, *names)
         if interrupted:
             self._interrupt(checkpoint_name(epoch))
         if stop:
-            logger.info("%s has not improved for %d epochs: stopping early", self.mnt_metric, self.early_stop)
+            logger.info("%s has not improved for %d epochs: stopping early", self.mnt_metric, self.not_improved_count)
         return stop
 
-    def autocast(self):
-        """Mixed precision for the forward pass and loss, when `trainer.amp` asks for it."""
-        if self.amp_dtype is None:
-            return NO_CONTEXT
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+    def _step_scheduler(self, log: dict[str, float]) -> None:
+        if isinstance(self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            # A plateau is judged on the monitored metric, else on the validation (or training) loss.
+            self.lr_scheduler.step(log.get(self.mnt_metric) or log.get("val_loss") or log.get("loss"))
+        elif self.lr_scheduler is not None:
+            with warnings.catch_warnings():  # an epoch resumed at its very end has no optimizer step
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before")
+                self.lr_scheduler.step()
 
-    def no_sync(self, last_micro_batch: bool):
-        """Skip DDP's gradient all-reduce on all but the last micro-batch of an accumulation."""
-        if last_micro_batch or not self.distributed:
-            return NO_CONTEXT
-        return self.train_model.no_sync()
-
-    def clip_gradients(self) -> None:
-        if self.clip_grad_norm is None:
-            return
-        self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the fp16-scaled ones
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-        self.train_metrics.update("grad_norm", norm)
-
-    def _after_step(self, epoch: int, samples: int, loss: torch.Tensor) -> None:
-        self.global_step += 1
-        self.samples_done += samples
-        if self.log_steps:
-            logger.debug("step %d loss %.8g", self.global_step, loss.item())
-        if self.guard.stop_requested(self.global_step):
-            self.guard.raise_if_loss_was_bad()  # never save weights that a bad loss reached
-            name = checkpoint_name(epoch, self.global_step)
-            self._save_checkpoint(epoch - 1, name)
-            self._interrupt(name)
+    def _update_monitor(self, log: dict[str, float]) -> bool:
+        """Track the best value of the monitored metric; a non-finite value is never the best."""
+        if self.mnt_mode == "off":
+            return False
+        if self.mnt_metric not in log:  # a trainer's steps may return other values than the config expects
+            raise ConfigError(
+                f"config key 'trainer.monitor': this run logs no {self.mnt_metric}; it logs {', '.join(log)}"
+            )
+        value = log[self.mnt_metric]
+        if math.isfinite(value) and (value < self.mnt_best if self.mnt_mode == "min" else value > self.mnt_best):
+            self.mnt_best, self.not_improved_count = value, 0
+            return True
+        self.not_improved_count += 1
+        return False
 
     def _interrupt(self, name: str):
         self.checkpoints.wait()
         distributed.barrier()  # no process may exit while the main one is still saving
         raise Interrupted(self.guard.signal.received or 15, self.run_dir / name if self.run_dir else name)
 
-    def _step_scheduler(self, log: dict[str, float]) -> None:
-        if self.lr_scheduler is None:
-            return
-        if isinstance(self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            # A plateau is judged on the monitored metric, else on the validation (or training) loss.
-            self.lr_scheduler.step(log.get(self.mnt_metric, log.get("val_loss", log["loss"])))
-        else:
-            self.lr_scheduler.step()
-
-    def _update_monitor(self, log: dict[str, float]) -> bool:
-        """Track the best value of the monitored metric; a non-finite value is never the best."""
-        if self.mnt_mode == "off":
-            return False
-        value = log[self.mnt_metric]
-        better = value < self.mnt_best if self.mnt_mode == "min" else value > self.mnt_best
-        if math.isfinite(value) and better:
-            self.mnt_best, self.not_improved_count = value, 0
-            return True
-        self.not_improved_count += 1
-        return False
-
     def _save_checkpoint(self, epochs_done: int, *names: str) -> None:
-        """Save everything that shapes the rest of the run as each of `names` (call on every process:
-        the metric sums are agreed by all, the main process alone writes)."""
-        # Only a mid-epoch checkpoint needs the epoch's running sums; all processes agree on that.
-        train_metrics = self.train_metrics.state_dict() if self.samples_done else None
+        """Save everything that shapes the rest of the run as each of `names`. Call it on every
+        process: all agree on the metric sums, the main process alone writes."""
+        train_metrics = self.train_metrics.state_dict() if self.samples_done else None  # mid-epoch only
         if self.run_dir is None:
             return
         cuda = self.device.type == "cuda"
         state = {
-            "arch": type(self.model).__name__,
+            "arch": type(self.raw_model).__name__,
             "epoch": epochs_done,
             "samples_done": self.samples_done,
             "global_step": self.global_step,
             "world_size": distributed.world_size(),
-            "state_dict": self.model.state_dict(),
+            "state_dict": self.raw_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler else None,
             "grad_scaler": self.scaler.state_dict(),
-            "monitor": self.monitor,
+            "monitor": self.settings["monitor"],
             "monitor_best": self.mnt_best,
             "not_improved_count": self.not_improved_count,
             "train_metrics": train_metrics,
-            "classes": self.classes,
-            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else []},
+            "classes": self.data_loader.classes,
+            # every process draws as the main one does (same seed): its own GPU's state fits them all
+            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
             "config": self.config,
         }
         self.checkpoints.save(state, [self.run_dir / name for name in names])
 
     def resume(self, checkpoint: dict) -> None:
         """Restore everything that shapes the rest of the run, so it continues where it stopped."""
-        load_model_state(self.model, checkpoint["state_dict"])
+        load_model_state(self.raw_model, checkpoint["state_dict"])
         for key, target in (("optimizer", self.optimizer), ("lr_scheduler", self.lr_scheduler)):
-            saved = checkpoint["config"].get(key) or {}
-            if target is None or checkpoint[key] is None or saved.get("type") != self.config[key]["type"]:
-                logger.warning("Not restoring '%s': the checkpoint used %s", key, saved.get("type"))
-                continue
-            target.load_state_dict(checkpoint[key])
-            changed = {k: v for k, v in self.config[key].get("args", {}).items() if saved.get("args", {}).get(k) != v}
-            if changed:  # e.g. --lr on resume: the new values win over the restored ones
-                logger.warning("Applying changed %s args %s on top of the restored state", key, changed)
-                for name, value in changed.items():
-                    for group in getattr(target, "param_groups", []):
-                        if name in group:
-                            group[name] = value
-                    if hasattr(target, name):
-                        setattr(target, name, value)
+            _restore(key, target, checkpoint, self.config)
         if self.scaler.is_enabled() and checkpoint["grad_scaler"]:
             self.scaler.load_state_dict(checkpoint["grad_scaler"])
         self.start_epoch, self.global_step = checkpoint["epoch"] + 1, checkpoint["global_step"]
         self.samples_done = checkpoint["samples_done"]
-        same_metrics = checkpoint["config"]["metrics"] == self.config["metrics"]
-        if self.samples_done and same_metrics and distributed.is_main():  # the saved sums are global
-            self.train_metrics.load_state_dict(checkpoint["train_metrics"])
-        if checkpoint["monitor"] == self.monitor:  # a changed monitor starts its tracking afresh
+        if self.samples_done and checkpoint["config"]["metrics"] == self.config["metrics"]:
+            sums = checkpoint["train_metrics"]  # global sums: the main process alone carries them on
+            self.train_metrics.load_state_dict(
+                sums if distributed.is_main() else {k: dict.fromkeys(v, 0.0) for k, v in sums.items()}
+            )
+        if checkpoint.get("monitor") == self.settings["monitor"]:  # a changed monitor starts afresh
             self.mnt_best, self.not_improved_count = checkpoint["monitor_best"], checkpoint["not_improved_count"]
         torch.set_rng_state(checkpoint["rng"]["torch"])
-        if self.device.type == "cuda" and len(checkpoint["rng"]["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+        if self.device.type == "cuda" and isinstance(checkpoint["rng"]["cuda"], torch.Tensor):
+            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
         where = f"{self.samples_done} samples into epoch {self.start_epoch}" if self.samples_done else ""
         logger.info("Resumed %s (step %d)", where or f"after epoch {checkpoint['epoch']}", self.global_step)
+
+
+def _restore(key: str, target, checkpoint: dict, config: dict) -> None:
+    """Load the optimizer's or scheduler's state, then apply the args the config changed since."""
+    saved = checkpoint["config"].get(key) or {}
+    if target is None or checkpoint[key] is None or saved.get("type") != config[key]["type"]:
+        if target is not None or checkpoint[key] is not None:
+            logger.warning("Not restoring '%s': the checkpoint used %s", key, saved.get("type"))
+        return
+    target.load_state_dict(checkpoint[key])
+    for name, value in config[key].get("args", {}).items():
+        if saved.get("args", {}).get(name) == value:
+            continue
+        groups = [group for group in getattr(target, "param_groups", []) if name in group]
+        for group in groups:  # e.g. --lr on resume: the new value wins over the restored one
+            group[name] = value
+        if not groups and name in vars(target):
+            setattr(target, name, value)
+        applied = groups or name in vars(target)
+        logger.warning(
+            "%s changed %s.args.%s to %r on resume",
+            "Applied the" if applied else "Could not apply the",
+            key,
+            name,
+            value,
+        )
+
+
+class MetricTracker:
+    """Sample-weighted running averages, summed on the device and read back once, in `result()`.
+
+    Reading a value at every step would stall a GPU. Under torchrun, sums and counts are added up
+    over all processes first, so every process reports the same global averages.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._sums: dict[str, torch.Tensor | float] = {}
+        self._counts: dict[str, float] = {}
+
+    def update(self, key: str, value: torch.Tensor | float, n: int = 1) -> None:
+        """Add a batch mean `value` computed over `n` samples."""
+        total = self._sums.get(key, 0.0)
+        if isinstance(total, torch.Tensor):
+            total.add_(value.detach() if isinstance(value, torch.Tensor) else value, alpha=n)
+        elif isinstance(value, torch.Tensor):  # a new tensor, safe to update in place from now on
+            self._sums[key] = value.detach().float() * n + total
+        else:
+            self._sums[key] = total + float(value) * n
+        self._counts[key] = self._counts.get(key, 0.0) + n
+
+    def _totals(self) -> dict[str, tuple[float, float]]:
+        """Sum and count of every key, added up over all processes (a collective under torchrun)."""
+        sums = list(self._sums.values())
+        device = next((s.device for s in sums if isinstance(s, torch.Tensor)), torch.device("cpu"))
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        values = [torch.as_tensor(s, dtype=dtype, device=device) for s in [*sums, *self._counts.values()]]
+        totals = distributed.all_reduce_sum(torch.stack(values)).tolist() if values else []
+        return {key: (totals[i], totals[len(sums) + i]) for i, key in enumerate(self._sums)}
+
+    def state_dict(self) -> dict:
+        """Global sums and counts so far, for a mid-epoch checkpoint (call on every process)."""
+        totals = self._totals()
+        return {"sums": {k: s for k, (s, _) in totals.items()}, "counts": {k: c for k, (_, c) in totals.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
+
+    def result(self) -> dict[str, float]:
+        return {key: total / count for key, (total, count) in self._totals().items() if count > 0}
+
+
+def as_step_result(value) -> dict:
+    """A step's return value as a dict with "loss"."""
+    if isinstance(value, torch.Tensor):
+        return {"loss": value}
+    if isinstance(value, dict) and isinstance(value.get("loss"), torch.Tensor):
+        return value
+    raise TypeError(f"a training or validation step must return the loss, or a dict with 'loss'; got {value!r:.80}")
+
+
+def to_device(batch, device: torch.device):
+    """`batch` with every tensor in it (in tuples, named tuples, lists and dicts) moved to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        items = [to_device(item, device) for item in batch]
+        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
+    if isinstance(batch, dict):
+        return {key: to_device(item, device) for key, item in batch.items()}
+    return batch
+
+
+def batch_size(batch) -> int:
+    """The number of samples in `batch`: the length of the first tensor in it."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch)
+    for item in batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else ():
+        with contextlib.suppress(TypeError):
+            return batch_size(item)
+    raise TypeError("cannot tell how many samples a batch holds: it contains no tensor")
+
+
+def accumulation_groups(batches, size: int):
+    """Tuples of `size` consecutive batches (the last may be shorter): one optimizer step each."""
+    iterator = iter(batches)
+    while group := tuple(itertools.islice(iterator, size)):
+        yield group
+
+
+def progress(loader, desc: str, limit: int | None = None):
+    """Iterate `loader` (at most `limit` batches), with a progress bar when stderr is a terminal."""
+    batches = loader if limit is None else itertools.islice(loader, limit)
+    if not sys.stderr.isatty() or not distributed.is_main():
+        return batches
+    return tqdm(batches, total=len(loader) if limit is None else min(limit, len(loader)), desc=desc, leave=False)

@@ -6,6 +6,7 @@ data/images/test/cat/101.jpg       held-out images for test.py (same class folde
 """
 
 import copy
+import math
 import os
 import random
 from pathlib import Path
@@ -19,6 +20,7 @@ from utils.errors import DataError
 
 # Channel statistics of ImageNet: a sound default for photos; recompute them for unusual images.
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SHAPE_NAMES = {3: "triangle", 4: "square", 5: "pentagon", 6: "hexagon", 7: "heptagon", 8: "octagon"}
 
 
 class ImageFolderDataLoader(BaseDataLoader):
@@ -29,16 +31,8 @@ class ImageFolderDataLoader(BaseDataLoader):
     """
 
     def __init__(
-        self,
-        data_dir: str,
-        batch_size: int,
-        image_size: int = 64,
-        shuffle: bool = True,
-        validation_split: float = 0.0,
-        num_workers: int = 0,
-        training: bool = True,
-        seed: int = 0,
-    ) -> None:
+        self, data_dir, batch_size, image_size=64, shuffle=True, validation_split=0.0, num_workers=0, training=True
+    ):
         folder = Path(data_dir, "train" if training else "test")
         plain = transforms.Compose(
             [
@@ -65,36 +59,30 @@ class ImageFolderDataLoader(BaseDataLoader):
             raise DataError(
                 f"no images in {folder.absolute()}: put them in its class sub-folders ({', '.join(classes)})"
             )
-        super().__init__(
-            dataset,
-            batch_size,
-            shuffle=shuffle and training,
-            validation_split=validation_split if training else 0.0,
-            num_workers=num_workers,
-            seed=seed,
-            valid_dataset=_with_transform(dataset, plain) if training else None,
-        )
+        # Validation reads the same images through the plain transform, without listing them again.
+        valid = _with_transform(dataset, plain) if training else None
+        super().__init__(dataset, batch_size, shuffle, validation_split, num_workers, valid_dataset=valid)
         self.classes = classes
 
     @staticmethod
-    def write_sample(data_dir: str | Path, per_class: int = 12, size: int = 24) -> None:
-        """Draw small images of three shapes into train/ and test/, for offline tests and smoke runs."""
+    def write_sample(data_dir, num_classes: int = 3, per_class: int = 12, size: int = 24) -> None:
+        """Draw small images of `num_classes` shapes into train/ and test/, for tests and smoke runs:
+        a circle, then polygons of 3, 4, 5, ... corners."""
         rng = random.Random(0)
         for split, count in (("train", per_class), ("test", per_class // 2)):
-            for shape in ("circle", "square", "triangle"):
-                folder = Path(data_dir, split, shape)
+            for label in range(num_classes):
+                name = "circle" if label == 0 else SHAPE_NAMES.get(label + 2, f"polygon{label + 2}")
+                folder = Path(data_dir, split, name)
                 folder.mkdir(parents=True, exist_ok=True)
                 for i in range(count):
                     image = Image.new("RGB", (size, size), tuple(rng.randrange(0, 80) for _ in range(3)))
                     x, y, r = rng.randrange(7, size - 7), rng.randrange(7, size - 7), rng.randrange(4, 7)
                     colour = tuple(rng.randrange(150, 256) for _ in range(3))
                     draw = ImageDraw.Draw(image)
-                    if shape == "circle":
+                    if label == 0:
                         draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
-                    elif shape == "square":
-                        draw.rectangle((x - r, y - r, x + r, y + r), fill=colour)
                     else:
-                        draw.polygon([(x, y - r), (x - r, y + r), (x + r, y + r)], fill=colour)
+                        draw.polygon(_corners(x, y, r, label + 2), fill=colour)
                     image.save(folder / f"{i:03d}.png")
 
 
@@ -107,7 +95,7 @@ class ClassFolders(ImageFolder):
         try:
             super().__init__(folder, transform, loader=_open_rgb, allow_empty=allow_empty)
         except FileNotFoundError as exc:
-            raise FileNotFoundError(
+            raise DataError(
                 f"no images in {folder.absolute()} ({str(exc).splitlines()[0].rstrip('.')}); "
                 f"put them in one sub-folder per class, e.g. {folder / 'cat' / '001.jpg'}"
             ) from None
@@ -120,6 +108,11 @@ class ClassFolders(ImageFolder):
                 "every class needs training images"
             )
         return self.known_classes, {name: index for index, name in enumerate(self.known_classes)}
+
+
+def _corners(x: float, y: float, r: float, n: int) -> list[tuple[float, float]]:
+    """The corners of a regular polygon with `n` corners, centred on (x, y), one at the top."""
+    return [(x + r * math.sin(2 * math.pi * k / n), y - r * math.cos(2 * math.pi * k / n)) for k in range(n)]
 
 
 def _with_transform(dataset: ClassFolders, transform) -> ClassFolders:

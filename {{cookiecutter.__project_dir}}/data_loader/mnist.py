@@ -12,6 +12,7 @@ from torch.utils.data import TensorDataset
 from torchvision.datasets import MNIST
 
 from base import BaseDataLoader
+from utils.errors import DataError
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 MEAN, STD = 0.1307, 0.3081  # of the MNIST training images, after scaling to [0, 1]
@@ -26,39 +27,26 @@ class MnistDataLoader(BaseDataLoader):
     """
 
     def __init__(
-        self,
-        data_dir: str,
-        batch_size: int,
-        shuffle: bool = True,
-        validation_split: float = 0.0,
-        num_workers: int = 0,
-        training: bool = True,
-        download: bool = True,
-        seed: int = 0,
-    ) -> None:
+        self, data_dir, batch_size, shuffle=True, validation_split=0.0, num_workers=0, training=True, download=True
+    ):
         raw = Path(data_dir, "MNIST", "raw")
         _extract_gz_files(raw)
         try:
             mnist = MNIST(data_dir, train=training, download=download)
         except (RuntimeError, OSError) as exc:
             why = "download is false" if not download else f"the download failed: {_last_line(exc)}"
-            raise FileNotFoundError(
+            raise DataError(
                 f"MNIST files are missing from {raw.absolute()} and {why}; "
                 f"put {', '.join(FILES)} there (or their .gz files) and run again"
             ) from None
         except (AssertionError, ValueError):  # torchvision checks the files' headers with assert
-            raise ValueError(
+            raise DataError(
                 f"the MNIST files in {raw.absolute()} are damaged (not in MNIST's IDX format); "
                 "delete them and run again to download them, or copy the original files there"
             ) from None
         images = mnist.data.float().div_(255).sub_(MEAN).div_(STD).unsqueeze(1)
         super().__init__(
-            TensorDataset(images, mnist.targets.long()),
-            batch_size,
-            shuffle=shuffle and training,
-            validation_split=validation_split if training else 0.0,
-            num_workers=num_workers,
-            seed=seed,
+            TensorDataset(images, mnist.targets.long()), batch_size, shuffle, validation_split, num_workers
         )
         self.classes = [str(digit) for digit in range(10)]
 
@@ -90,7 +78,7 @@ def _extract_gz_files(raw: Path) -> None:
                 shutil.copyfileobj(source, sink)
             os.replace(partial, target)
         except (OSError, EOFError, zlib.error) as exc:  # a truncated download, or not gzip at all
-            raise ValueError(
+            raise DataError(
                 f"cannot unpack {packed.absolute()} ({exc}); delete it and run again to download it, "
                 "or copy the original file there"
             ) from None

@@ -1,4 +1,6 @@
-"""Fixtures shared by the tests."""
+"""Fixtures shared by the tests. Tests marked `slow` (real torchrun, compile, kill -9, signals to
+real processes, full training runs) are left out of a plain `pytest`; `pytest -m "slow or not
+slow"` runs everything, as the CI workflow does."""
 
 import pytest
 import torch
@@ -14,5 +16,5 @@ def one_torch_thread():
 
 @pytest.fixture
 def quick_run(tmp_path):
-    """Options that make train.py save into `tmp_path` instead of the project's saved/."""
+    """Options that make train.py train the tests' config into `tmp_path`."""
     return ["-c", TEST_CONFIG, "--set", f"trainer.save_dir={tmp_path.as_posix()}"]

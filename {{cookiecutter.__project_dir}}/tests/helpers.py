@@ -1,14 +1,53 @@
-"""Helpers for the tests: the project folder, and running the entry scripts as real processes."""
+"""Helpers for the tests: the tests' config, trainers built from it, and the entry scripts run as
+real processes."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from parse_config import ConfigParser, load_config, set_by_path
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-# The tests train on the bundled digits with this config, so they run offline and in seconds
-# whatever dataset and settings the project's own config uses.
+# The tests train the tests' own small model (tests/parts.py) on the bundled digits with this
+# config, so they run offline and in seconds whatever the project's own config and model are.
 TEST_CONFIG = "tests/config.json"
+
+
+def config_for_tests(*assignments: str) -> dict:
+    """The tests' config with `--set`-style assignments applied, reading the bundled data by an
+    absolute path (tests may run from any folder)."""
+    config = load_config(PROJECT_DIR / TEST_CONFIG)
+    for assignment in (f"data_loader.args.data_dir={(PROJECT_DIR / 'data').as_posix()}", *assignments):
+        set_by_path(config, assignment)
+    return config
+
+
+def build_trainer(*assignments: str, config: dict | None = None):
+    """A real trainer on the CPU from the tests' config, seeded as train.py seeds it."""
+    parsed = ConfigParser(config_for_tests(*assignments) if config is None else config)
+    torch.manual_seed(parsed.config.get("seed", 0))
+    return parsed.build_trainer(torch.device("cpu"), parsed.build_data_loader())
+
+
+def signal_at_loss_call(trainer, call: int, signum: int = signal.SIGTERM) -> None:
+    """Make this process receive a real `signum` during the `call`-th training loss computation."""
+    criterion, calls = trainer.criterion, [0]
+
+    def loss_then_signal(output, target):
+        calls[0] += torch.is_grad_enabled()  # validation runs without gradients
+        if calls[0] == call and torch.is_grad_enabled():
+            os.kill(os.getpid(), signum)
+        return criterion(output, target)
+
+    trainer.criterion = loss_then_signal
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
 
 
 def shipped_config() -> str:
@@ -24,11 +63,11 @@ def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
-def start_script(*args: str) -> subprocess.Popen:
-    """Start `python <args>` in the project folder; read its merged output line by line."""
+def start_script(*args: str, command: tuple[str, ...] = ()) -> subprocess.Popen:
+    """Start `python [command] <args>` in the project folder; read its merged output line by line."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, *args],
+        [sys.executable, *command, *args],
         cwd=PROJECT_DIR,
         env=env,
         stdout=subprocess.PIPE,
@@ -55,3 +94,8 @@ def step_losses(output: str) -> dict[int, str]:
         if len(parts) == 4 and parts[0] == "step" and parts[2] == "loss":
             found[int(parts[1])] = parts[3]
     return found
+
+
+def only_run_dir(save_dir: Path) -> Path:
+    (run_dir,) = [p for p in Path(save_dir).glob("*/*") if p.is_dir()]
+    return run_dir

@@ -1,15 +1,29 @@
 """Your own images (projects made with the image_folder dataset option): one sub-folder per
 class, real image files, the usual transforms, and clear errors for a wrong layout."""
 
-import re
-
 import pytest
 import torch
 
+import test as test_script
+import train
 from data_loader.image_folder import ImageFolderDataLoader
-from tests.helpers import run_script, shipped_config
-from tests.test_training import only_run_dir
+from parse_config import load_config
+from tests.helpers import PROJECT_DIR, only_run_dir, shipped_config
 from utils.errors import DataError
+
+
+@pytest.fixture(autouse=True)
+def in_project_dir(monkeypatch):
+    monkeypatch.chdir(PROJECT_DIR)
+
+
+def shipped(tmp_path, *assignments: str) -> list[str]:
+    """train.py options: the project's own config on images in tmp_path/images, saving in tmp_path/saved."""
+    sets = [
+        f"data_loader.args.data_dir={(tmp_path / 'images').as_posix()}",
+        f"trainer.save_dir={(tmp_path / 'saved').as_posix()}",
+    ]
+    return ["-c", shipped_config(), *(arg for a in [*sets, *assignments] for arg in ("--set", a))]
 
 
 def test_class_folders_become_labels_and_images_are_resized(tmp_path):
@@ -17,11 +31,10 @@ def test_class_folders_become_labels_and_images_are_resized(tmp_path):
     ImageFolderDataLoader.write_sample(tmp_path, per_class=10, size=20)
     loader = ImageFolderDataLoader(str(tmp_path), batch_size=6, image_size=16, validation_split=0.2)
     assert loader.classes == ["circle", "square", "triangle"]
-    assert (loader.num_samples, len(loader.valid_indices)) == (24, 6)
+    assert (loader.n_samples, len(loader.valid_indices)) == (24, 6)
     images, labels = next(iter(loader))
     assert images.shape == (6, 3, 16, 16) and set(labels.tolist()) <= {0, 1, 2}
-    test = ImageFolderDataLoader(str(tmp_path), batch_size=100, image_size=16, training=False)
-    assert test.num_samples == 15
+    assert ImageFolderDataLoader(str(tmp_path), batch_size=100, image_size=16, training=False).n_samples == 15
 
 
 def test_validation_images_are_not_augmented(tmp_path):
@@ -29,44 +42,42 @@ def test_validation_images_are_not_augmented(tmp_path):
     ImageFolderDataLoader.write_sample(tmp_path, per_class=10)
     valid = ImageFolderDataLoader(str(tmp_path), batch_size=30, image_size=16, validation_split=0.2).split_validation()
     first = next(iter(valid))[0]
-    valid.set_epoch(2)
+    valid.batch_sampler.set_epoch(2)
     assert torch.equal(first, next(iter(valid))[0])
 
 
-def test_shipped_config_trains_and_tests_on_a_folder_of_images(tmp_path):
-    """The project's own config trains on a generated folder of PNG files; test.py evaluates it."""
+def test_shipped_config_trains_and_tests_on_a_folder_of_images(tmp_path, capsys):
+    """The project's own config trains on a folder of PNG files (worker processes decode them);
+    test.py evaluates the whole test folder."""
     ImageFolderDataLoader.write_sample(tmp_path / "images")
-    overrides = ["--set", f"data_loader.args.data_dir={(tmp_path / 'images').as_posix()}"]
-    save = ["--set", f"trainer.save_dir={(tmp_path / 'saved').as_posix()}", "--set", "trainer.epochs=2"]
-    trained = run_script("train.py", "-c", shipped_config(), *overrides, *save)
-    assert trained.returncode == 0, trained.stderr
-    tested = run_script("test.py", "-r", str(only_run_dir(tmp_path / "saved") / "model_best.pth"), *overrides)
-    assert tested.returncode == 0, tested.stderr
-    assert re.search(r"accuracy\s*:\s*[0-9.]+", tested.stdout)
+    assert train.main([*shipped(tmp_path, "trainer.epochs=2"), "-d", "cpu"]) == 0
+    best = str(only_run_dir(tmp_path / "saved") / "model_best.pth")
+    assert test_script.main(["-r", best, "-d", "cpu"]) == 0
+    assert "18 samples" in capsys.readouterr().out
 
 
-def test_wrong_number_of_classes_names_the_config_key(tmp_path):
+def test_smoke_sample_and_training_follow_the_configs_number_of_classes(tmp_path, capsys):
+    """With 4 class folders and num_classes 4, the smoke run's generated sample has 4 classes too."""
+    ImageFolderDataLoader.write_sample(tmp_path / "images", num_classes=4)
+    assert train.main([*shipped(tmp_path, "arch.args.num_classes=4"), "--smoke", "-d", "cpu"]) == 0
+    assert "Smoke run passed" in capsys.readouterr().out
+    assert train.main([*shipped(tmp_path, "arch.args.num_classes=4", "trainer.epochs=1"), "-d", "cpu"]) == 0
+
+
+def test_wrong_number_of_classes_names_the_config_key(tmp_path, capsys):
     ImageFolderDataLoader.write_sample(tmp_path / "images")
-    result = run_script(
-        "train.py", "-c", shipped_config(), "--set", f"data_loader.args.data_dir={(tmp_path / 'images').as_posix()}",
-        "--set", "arch.args.num_classes=5", "--set", f"trainer.save_dir={tmp_path.as_posix()}/saved",
-    )  # fmt: skip
-    assert result.returncode == 2
+    assert train.main(shipped(tmp_path, "arch.args.num_classes=5")) == 2
     expected = "'arch.args.num_classes' is 5 but the data has 3 classes (circle, square, triangle); set it to 3"
-    assert expected in result.stderr
+    assert expected in capsys.readouterr().err
     assert not (tmp_path / "saved").exists()
 
 
-def test_empty_folder_says_how_to_lay_out_the_images(tmp_path):
+def test_empty_folder_says_how_to_lay_out_the_images(tmp_path, capsys):
     (tmp_path / "images" / "train").mkdir(parents=True)
-    result = run_script(
-        "train.py", "-c", shipped_config(), "--set", f"data_loader.args.data_dir={(tmp_path / 'images').as_posix()}",
-        "--set", f"trainer.save_dir={tmp_path.as_posix()}/saved",
-    )  # fmt: skip
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert f"no images in {(tmp_path / 'images' / 'train').absolute()}: put them in one sub-folder per class" in (
-        result.stderr
-    )
+    assert train.main(shipped(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"no images in {(tmp_path / 'images' / 'train').absolute()}: put them in one sub-folder per class" in err
 
 
 def test_test_split_keeps_the_training_labels(tmp_path):
@@ -84,47 +95,44 @@ def test_test_split_keeps_the_training_labels(tmp_path):
         ImageFolderDataLoader(str(tmp_path), batch_size=100, image_size=16, training=False)
 
 
-def test_test_py_checks_the_classes_the_checkpoint_was_trained_on(tmp_path):
+def test_test_py_checks_the_classes_the_checkpoint_was_trained_on(tmp_path, capsys):
     """test.py works with test/ alone (train/ elsewhere), and refuses test data whose classes differ
     from the checkpoint's, in one line; a test/ with class folders but no images is named too."""
     images = tmp_path / "images"
     ImageFolderDataLoader.write_sample(images, per_class=6)
-    data = ["--set", f"data_loader.args.data_dir={images.as_posix()}"]
-    trained = run_script(
-        "train.py", "-c", shipped_config(), *data, "--set", "trainer.epochs=1",
-        "--set", "data_loader.args.num_workers=0", "--set", f"trainer.save_dir={(tmp_path / 'saved').as_posix()}",
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stderr
+    assert train.main(shipped(tmp_path, "trainer.epochs=1", "data_loader.args.num_workers=0")) == 0
     best = str(only_run_dir(tmp_path / "saved") / "model_best.pth")
     for path in sorted((images / "train").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     (images / "train").rmdir()
-    alone = run_script("test.py", "-r", best, *data)
-    assert alone.returncode == 0, alone.stderr
+    assert test_script.main(["-r", best]) == 0
     (images / "test" / "square").rename(images / "test" / "star")
-    renamed = run_script("test.py", "-r", best, *data)
-    assert renamed.returncode == 2 and renamed.stderr.count("\n") == 1
+    capsys.readouterr()
+    assert test_script.main(["-r", best]) == 2
     expected = "trained on the classes circle, square, triangle, but the test data has circle, star, triangle"
-    assert expected in renamed.stderr
+    assert expected in capsys.readouterr().err
     for path in (images / "test").rglob("*.png"):
         path.unlink()
-    empty = run_script("test.py", "-r", best, *data)
-    assert empty.returncode == 2 and f"no images in {(images / 'test').absolute()}" in empty.stderr
+    assert test_script.main(["-r", best]) == 2
+    assert f"no images in {(images / 'test').absolute()}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_unreadable_image_is_named_in_one_line(tmp_path, workers):
+def test_unreadable_image_is_named_in_one_line(tmp_path, capsys, workers):
     """A file that is not an image stops training with one line naming it (exit 2), also when
     it is read in a worker process."""
     ImageFolderDataLoader.write_sample(tmp_path / "images")
     broken = tmp_path / "images" / "train" / "circle" / "broken.png"
     broken.write_text("not an image", encoding="utf-8")
-    result = run_script(
-        "train.py", "-c", shipped_config(), "--set", f"data_loader.args.data_dir={(tmp_path / 'images').as_posix()}",
-        "--set", f"data_loader.args.num_workers={workers}", "--set", "data_loader.args.validation_split=0.0",
-        "--set", "trainer.monitor=off", "--set", f"trainer.save_dir={tmp_path.as_posix()}/saved",
-    )  # fmt: skip
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert f"error: cannot read image {broken}" in result.stderr
-    assert "replace or remove the file" in result.stderr
+    options = [
+        f"data_loader.args.num_workers={workers}",
+        "data_loader.args.validation_split=0.0",
+        "trainer.monitor=off",
+    ]
+    assert train.main(shipped(tmp_path, *options)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"error: cannot read image {broken}" in err and "replace or remove the file" in err
+
+
+def test_shipped_config_names_the_image_folder_loader():
+    assert load_config(PROJECT_DIR / shipped_config())["data_loader"]["type"] == "ImageFolderDataLoader"

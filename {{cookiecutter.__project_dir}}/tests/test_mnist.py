@@ -7,9 +7,11 @@ import re
 import pytest
 from torchvision.datasets import MNIST
 
+import test as test_script
+import train
 from data_loader.mnist import FILES, MnistDataLoader
-from tests.helpers import run_script, shipped_config
-from tests.test_training import only_run_dir
+from tests.helpers import PROJECT_DIR, only_run_dir, shipped_config
+from utils.errors import DataError
 
 
 def test_files_placed_by_hand_are_read_without_a_download(tmp_path):
@@ -17,10 +19,10 @@ def test_files_placed_by_hand_are_read_without_a_download(tmp_path):
     MnistDataLoader.write_sample(tmp_path, train=40, test=20)
     train = MnistDataLoader(str(tmp_path), batch_size=8, validation_split=0.25, download=False)
     test = MnistDataLoader(str(tmp_path), batch_size=8, training=False, download=False)
-    assert (train.num_samples, len(train.valid_indices), test.num_samples) == (30, 10, 20)
+    assert (train.n_samples, len(train.valid_indices), test.n_samples) == (30, 10, 20)
     images, labels = next(iter(train))
     assert images.shape == (8, 1, 28, 28) and labels.dtype.is_floating_point is False
-    assert sorted(set(next(iter(test))[1].tolist())) == list(range(8))
+    assert sorted(set(next(iter(test.all_samples()))[1].tolist())) == list(range(8))
 
 
 def test_gzipped_files_work_without_a_download(tmp_path):
@@ -31,7 +33,7 @@ def test_gzipped_files_work_without_a_download(tmp_path):
         path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
         path.unlink()
     loader = MnistDataLoader(str(tmp_path), batch_size=8, download=False)
-    assert loader.num_samples == 20
+    assert loader.n_samples == 20
     assert sorted(p.name for p in raw.iterdir() if not p.name.endswith(".gz")) == sorted(FILES)
 
 
@@ -42,7 +44,7 @@ def test_truncated_gz_file_is_named_and_leaves_nothing_behind(tmp_path):
     packed = raw / f"{FILES[0]}.gz"
     packed.write_bytes(gzip.compress((raw / FILES[0]).read_bytes())[:300])
     (raw / FILES[0]).unlink()
-    with pytest.raises(ValueError, match=re.escape(f"cannot unpack {packed.absolute()} (")) as caught:
+    with pytest.raises(DataError, match=re.escape(f"cannot unpack {packed.absolute()} (")) as caught:
         MnistDataLoader(str(tmp_path), batch_size=8, download=False)
     assert "delete it and run again to download it" in str(caught.value)
     assert sorted(p.name for p in raw.iterdir()) == sorted([*FILES[1:], packed.name])
@@ -51,49 +53,50 @@ def test_truncated_gz_file_is_named_and_leaves_nothing_behind(tmp_path):
 def test_damaged_files_are_named_in_one_line(tmp_path):
     MnistDataLoader.write_sample(tmp_path, train=20, test=10)
     (tmp_path / "MNIST" / "raw" / FILES[0]).write_text("<html>Not Found</html>", encoding="utf-8")
-    with pytest.raises(ValueError, match=re.escape("are damaged (not in MNIST's IDX format); delete them")):
+    with pytest.raises(DataError, match=re.escape("are damaged (not in MNIST's IDX format); delete them")):
         MnistDataLoader(str(tmp_path), batch_size=8, download=False)
 
 
-def test_model_outputs_must_match_the_ten_digits(tmp_path):
+def shipped(data_dir, tmp_path, *assignments: str) -> list[str]:
+    """train.py options: the project's own config on MNIST files under data_dir, saving in tmp_path/saved."""
+    sets = [f"data_loader.args.data_dir={data_dir.as_posix()}", f"trainer.save_dir={(tmp_path / 'saved').as_posix()}"]
+    return ["-c", str(PROJECT_DIR / shipped_config()), *(arg for a in [*sets, *assignments] for arg in ("--set", a))]
+
+
+def test_model_outputs_must_match_the_ten_digits(tmp_path, capsys):
     MnistDataLoader.write_sample(tmp_path)
-    result = run_script(
-        "train.py", "-c", shipped_config(), "--set", f"data_loader.args.data_dir={tmp_path.as_posix()}",
-        "--set", "arch.args.num_classes=5", "--set", f"trainer.save_dir={tmp_path.as_posix()}/saved",
-    )  # fmt: skip
-    assert result.returncode == 2
+    assert train.main(shipped(tmp_path, tmp_path, "arch.args.num_classes=5")) == 2
     expected = "'arch.args.num_classes' is 5 but the data has 10 classes (0, 1, 2, 3, 4, ...); set it to 10"
-    assert expected in result.stderr
+    assert expected in capsys.readouterr().err
 
 
-def test_shipped_config_trains_and_tests_on_placed_files(tmp_path):
+def test_shipped_config_trains_and_tests_on_placed_files(tmp_path, capsys):
     """The project's own config trains on files put in data/MNIST/raw, and test.py evaluates it."""
     MnistDataLoader.write_sample(tmp_path / "data")
-    overrides = ["--set", f"data_loader.args.data_dir={(tmp_path / 'data').as_posix()}"]
-    save = ["--set", f"trainer.save_dir={(tmp_path / 'saved').as_posix()}", "--set", "trainer.epochs=2"]
-    trained = run_script("train.py", "-c", shipped_config(), *overrides, *save)
-    assert trained.returncode == 0, trained.stderr
-    assert "epoch 2/2" in trained.stdout
-    tested = run_script("test.py", "-r", str(only_run_dir(tmp_path / "saved") / "model_best.pth"), *overrides)
-    assert tested.returncode == 0, tested.stderr
-    assert re.search(r"accuracy\s*:\s*[0-9.]+", tested.stdout)
+    assert train.main([*shipped(tmp_path / "data", tmp_path, "trainer.epochs=2"), "-d", "cpu"]) == 0
+    assert "epoch 2/2" in capsys.readouterr().out
+    best = str(only_run_dir(tmp_path / "saved") / "model_best.pth")
+    assert (
+        test_script.main(
+            ["-r", best, "-d", "cpu", "--set", f"data_loader.args.data_dir={(tmp_path / 'data').as_posix()}"]
+        )
+        == 0
+    )
+    assert re.search(r"accuracy\s*:\s*[0-9.]+", capsys.readouterr().out)
 
 
-def test_missing_files_without_download_name_the_folder_in_one_line(tmp_path):
-    result = run_script(
-        "train.py", "-c", shipped_config(), "--set", f"data_loader.args.data_dir={tmp_path.as_posix()}",
-        "--set", "data_loader.args.download=false", "--set", f"trainer.save_dir={tmp_path.as_posix()}/saved",
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert f"MNIST files are missing from {(tmp_path / 'MNIST' / 'raw').absolute()}" in result.stderr
-    assert "download is false; put train-images-idx3-ubyte" in result.stderr
+def test_missing_files_without_download_name_the_folder_in_one_line(tmp_path, capsys):
+    assert train.main(shipped(tmp_path, tmp_path, "data_loader.args.download=false")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"MNIST files are missing from {(tmp_path / 'MNIST' / 'raw').absolute()}" in err
+    assert "download is false; put train-images-idx3-ubyte" in err
 
 
 def test_failed_download_says_where_to_put_the_files(tmp_path, monkeypatch):
     """Offline, the download fails; the error gives the folder and the file names to put there."""
     monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # a closed port: fails at once
-    with pytest.raises(FileNotFoundError) as caught:
+    with pytest.raises(DataError) as caught:
         MnistDataLoader(str(tmp_path), batch_size=8)
     message = str(caught.value)
     assert "the download failed" in message and str((tmp_path / "MNIST" / "raw").absolute()) in message

@@ -1,34 +1,59 @@
-"""TensorBoard curves (projects made with TensorBoard)."""
+"""TensorBoard curves through the public SummaryWriter (projects made with TensorBoard)."""
 
-from tests.helpers import run_script
-from tests.test_training import only_run_dir
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.helpers import build_trainer
+from trainer import Trainer
+from utils.checkpoint import load_checkpoint
 
-def test_tensorboard_gets_one_point_per_epoch(tmp_path, quick_run):
-    """With trainer.tensorboard on, the run folder holds train and validation curves."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    trained = run_script("train.py", *quick_run, "--set", "trainer.epochs=2")
-    assert trained.returncode == 0, trained.stderr
-    events = EventAccumulator(str(only_run_dir(tmp_path))).Reload()
-    assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "train/lr"} <= set(events.Tags()["scalars"])
-    assert [e.step for e in events.Scalars("val/loss")] == [1, 2]
+TENSORBOARD = ["trainer.tensorboard=true", "trainer.log_every=5"]
 
 
-def test_resumed_run_rewrites_the_points_it_repeats(tmp_path):
-    """A process that resumes at epoch `first_step` replaces the points an interrupted process
-    wrote from that epoch on, also when it resumes inside epoch 1: each epoch keeps one point."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def scalars(run_dir, tag: str) -> list[tuple[int, float]]:
+    events = EventAccumulator(str(run_dir)).Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
 
-    from logger.visualization import TensorboardWriter
 
-    first = TensorboardWriter(tmp_path)
-    first.add_scalars({"loss": 1.0, "val_loss": 1.5}, 1)
-    first.add_scalars({"loss": 0.8, "val_loss": 1.2}, 2)
-    first.close()
-    resumed = TensorboardWriter(tmp_path, first_step=1)  # its newest checkpoint was inside epoch 1
-    resumed.add_scalars({"loss": 0.9, "val_loss": 1.4}, 1)
-    resumed.close()
-    events = EventAccumulator(str(tmp_path)).Reload()
-    assert [(e.step, round(e.value, 4)) for e in events.Scalars("train/loss")] == [(1, 0.9)]
-    assert [e.step for e in events.Scalars("val/loss")] == [1]
+def test_epoch_curves_and_per_step_loss(tmp_path):
+    """Training and validation values once per epoch, the loss every `log_every` steps, all at the
+    global step on the x axis."""
+    build_trainer(*TENSORBOARD, "trainer.epochs=2").train(tmp_path)
+    tags = set(EventAccumulator(str(tmp_path)).Reload().Tags()["scalars"])
+    assert {"train/loss", "train/accuracy", "train/lr", "val/loss", "val/accuracy", "step/loss"} <= tags
+    assert [step for step, _ in scalars(tmp_path, "val/loss")] == [21, 42]
+    assert [step for step, _ in scalars(tmp_path, "step/loss")] == [5, 10, 15, 20, 25, 30, 35, 40]
+
+
+class ImageTrainer(Trainer):
+    """A user's trainer that adds the first batch's images to TensorBoard at every epoch's start."""
+
+    def training_step(self, batch):
+        if self.writer is not None and self.batches_done == 0:
+            self.writer.add_images("inputs", batch[0][:4], self.global_step)
+        return super().training_step(batch)
+
+
+def test_a_trainer_subclass_writes_its_own_summaries(tmp_path):
+    trainer = build_trainer(*TENSORBOARD, "trainer.epochs=2", "trainer.type=tests.test_tensorboard.ImageTrainer")
+    trainer.train(tmp_path)
+    images = EventAccumulator(str(tmp_path)).Reload().Images("inputs")
+    assert [image.step for image in images] == [0, 21]
+
+
+def test_a_resumed_run_rewrites_the_points_it_repeats(tmp_path):
+    """Resuming in the same run folder from an earlier checkpoint (as `-r auto` does after a kill)
+    replaces the points written after it: each step keeps one point."""
+    build_trainer(*TENSORBOARD, "trainer.epochs=2").train(tmp_path)
+    resumed = build_trainer(*TENSORBOARD, "trainer.epochs=2")
+    resumed.resume(load_checkpoint(tmp_path / "checkpoint-epoch1.pth", resume=True))
+    resumed.train(tmp_path)
+    steps = [step for step, _ in scalars(tmp_path, "step/loss")]
+    assert steps == sorted(set(steps)) == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert [step for step, _ in scalars(tmp_path, "val/loss")] == [21, 42]
+
+
+@pytest.mark.parametrize("log_every", [0])
+def test_per_step_points_are_optional(tmp_path, log_every):
+    build_trainer("trainer.tensorboard=true", f"trainer.log_every={log_every}", "trainer.epochs=1").train(tmp_path)
+    assert "step/loss" not in EventAccumulator(str(tmp_path)).Reload().Tags()["scalars"]

@@ -1,3 +1,1 @@
-from trainer.trainer import Trainer, evaluate
-
-__all__ = ["Trainer", "evaluate"]
+from trainer.trainer import Trainer as Trainer

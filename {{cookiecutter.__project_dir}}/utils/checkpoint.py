@@ -1,20 +1,25 @@
-"""Checkpoint files that are either complete or absent.
+"""Checkpoint files and run folders: written atomically off the training thread, read back safely.
 
-A checkpoint is a dict of tensors and plain values (numbers, strings, lists, dicts), so it
-loads with `torch.load(path, weights_only=True)`: no pickled objects, no code run on load.
+A checkpoint is a dict of tensors and plain values (numbers, strings, lists, dicts), so it loads
+with `torch.load(path, weights_only=True)`: no pickled objects, no code run on load. A run's
+files live in `save_dir/name/<timestamp>/`.
 """
 
 import io
+import json
 import logging
 import math
 import os
 import re
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import torch
 
-from utils.errors import CheckpointError, first_line
+from utils.errors import CheckpointError, ConfigError, first_line
+from utils.stopping import NonFiniteLoss
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +27,8 @@ TEMP_PREFIX = ".tmp-"
 # checkpoint-epoch5.pth: after epoch 5; checkpoint-epoch6-step140.pth: in epoch 6, after optimizer
 # step 140 of the run. Steps only grow, whatever the number of processes, so names sort by progress.
 NAME = re.compile(r"^checkpoint-epoch(\d+)(?:-step(\d+))?\.pth$")
+# What resuming needs besides the weights and the config (test.py needs only those two).
+RESUME_KEYS = ("epoch", "samples_done", "global_step", "optimizer", "lr_scheduler", "grad_scaler", "rng")
 
 
 def checkpoint_name(epoch: int, step: int | None = None) -> str:
@@ -30,8 +37,7 @@ def checkpoint_name(epoch: int, step: int | None = None) -> str:
 
 
 def save_checkpoint(state: dict | bytes, path: Path) -> None:
-    """Write `state` (or its bytes from `serialize`) to `path` atomically: a crash at any moment
-    leaves the old file intact.
+    """Write `state` (or its bytes) to `path` atomically: a crash at any moment leaves the old file.
 
     The temporary file lives in the target folder, because a rename across filesystems is not
     atomic (and fails); fsync makes the data durable before the rename makes it visible.
@@ -57,7 +63,6 @@ def save_checkpoint(state: dict | bytes, path: Path) -> None:
 
 
 def serialize(state: dict) -> bytes:
-    """The bytes of a checkpoint file holding `state`."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
@@ -71,42 +76,62 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     return removed
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint safely, turning every failure into a one-line `CheckpointError`."""
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", resume: bool = False) -> dict:
+    """Load a checkpoint safely and check that it holds what evaluating (or `resume`) needs."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' does not exist; check the path given to --resume")
+        raise CheckpointError(f"checkpoint '{path}' does not exist; check the path given to -r")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        reason = first_line(exc)
-        raise CheckpointError(
-            f"checkpoint '{path}' cannot be loaded ({reason}); it is corrupt or not a checkpoint"
-        ) from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "config" not in checkpoint:
-        raise CheckpointError(f"'{path}' is not a checkpoint written by this project's train.py")
+        blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if blocked:  # e.g. pytorch-template pickles its ConfigParser into every checkpoint
+            raise CheckpointError(
+                f"checkpoint '{path}' holds a pickled Python object ({blocked.group(1)}), which is never loaded "
+                "because unpickling can run code; convert it as README.md shows ('Coming from pytorch-template')"
+            ) from None
+        raise CheckpointError(f"checkpoint '{path}' cannot be loaded ({first_line(exc)}); it is corrupt") from None
+    _check_contents(path, checkpoint, resume)
     return checkpoint
 
 
-def load_model_state(model: torch.nn.Module, state_dict: dict, arch_key: str = "arch") -> None:
+def _check_contents(path: Path, checkpoint, resume: bool) -> None:
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("config"), dict):
+        raise CheckpointError(f"'{path}' is not a checkpoint written by this project's train.py (no config)")
+    weights = checkpoint.get("state_dict")
+    if not isinstance(weights, dict) or not all(isinstance(t, torch.Tensor) for t in weights.values()):
+        raise CheckpointError(f"checkpoint '{path}' has no 'state_dict' of tensors; it cannot hold model weights")
+    missing = [key for key in RESUME_KEYS if key not in checkpoint] if resume else []
+    if missing:
+        raise CheckpointError(
+            f"checkpoint '{path}' lacks {', '.join(missing)}, which resuming needs; evaluate it with test.py, "
+            "or start a new run with -c"
+        )
+    bad = next((k for k, t in weights.items() if t.is_floating_point() and not t.isfinite().all()), None)
+    if bad is not None:
+        raise CheckpointError(f"checkpoint '{path}' holds NaN or infinite weights (first: {bad}); use an earlier one")
+
+
+def load_model_state(model: torch.nn.Module, state_dict: dict) -> None:
     """Load weights into `model`, explaining a mismatch in one line instead of a long report."""
     expected = model.state_dict()
+    if state_dict and all(k.startswith("module.") for k in state_dict) and not any(k in expected for k in state_dict):
+        state_dict = {
+            key.removeprefix("module."): value for key, value in state_dict.items()
+        }  # saved from DataParallel
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
     resized = [key for key in expected if key in state_dict and state_dict[key].shape != expected[key].shape]
-    if missing or unexpected or resized:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing (first: {missing[0]})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected (first: {unexpected[0]})")
-        if resized:
-            key = resized[0]
-            details.append(f"{key} is {tuple(state_dict[key].shape)}, the model has {tuple(expected[key].shape)}")
+    details = [f"{len(missing)} missing (first: {missing[0]})"] if missing else []
+    details += [f"{len(unexpected)} unexpected (first: {unexpected[0]})"] if unexpected else []
+    if resized:
+        key = resized[0]
+        details.append(f"{key} is {tuple(state_dict[key].shape)}, the model has {tuple(expected[key].shape)}")
+    if details:
         raise CheckpointError(
-            f"the checkpoint's weights do not fit the model built from config key '{arch_key}': "
+            "the checkpoint's weights do not fit the model built from config key 'arch': "
             + "; ".join(details)
-            + f" - use the '{arch_key}' settings the checkpoint was trained with"
+            + " - use the 'arch' settings the checkpoint was trained with"
         )
     model.load_state_dict(state_dict)
 
@@ -121,24 +146,100 @@ def run_checkpoints(folder: Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
-def prune_checkpoints(folder: Path, keep: int) -> None:
-    """Keep the `keep` most trained checkpoints; call only after the newest one is saved."""
-    for path in run_checkpoints(folder)[:-keep]:
-        path.unlink(missing_ok=True)
-
-
 def find_latest(runs: Path) -> tuple[Path, dict]:
     """The most trained loadable checkpoint of the newest run under `runs` (save_dir/name)."""
     candidates = [p for run in Path(runs).glob("*") if run.is_dir() for p in run_checkpoints(run)[::-1]]
     if not candidates:
         raise CheckpointError(f"--resume auto: no checkpoint under '{runs}'; start a run with -c first")
-    # Newest run first (by the time of its last checkpoint), most trained checkpoint first.
-    newest_run = max(candidates, key=lambda p: p.stat().st_mtime).parent
+    newest_run = max(candidates, key=lambda p: p.stat().st_mtime).parent  # by its last checkpoint
     problems = []
     for path in [p for p in candidates if p.parent == newest_run]:
         try:
-            return path, load_checkpoint(path)
+            return path, load_checkpoint(path, resume=True)
         except CheckpointError as exc:
             logger.warning("Skipping %s: %s", path.name, exc)
             problems.append(str(exc))
-    raise CheckpointError(f"--resume auto: no loadable checkpoint in '{newest_run}': {problems[0]}")
+    raise CheckpointError(f"--resume auto: no usable checkpoint in '{newest_run}': {problems[0]}")
+
+
+def _copy_tensors(value):
+    """A copy of `value` whose tensors are CPU copies: training goes on changing the originals."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone() if value.device.type == "cpu" else value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: _copy_tensors(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy_tensors(item) for item in value)
+    return value
+
+
+class CheckpointWriter:
+    """Writes snapshots in order, one at a time, on a background thread.
+
+    Each write is atomic and is followed by pruning to `keep_last`, so older checkpoints go only
+    once the new one is on disk. Weights holding NaN or infinity are never written. A failed
+    write is raised by the next `save` or by `wait`, which must run before the process exits.
+    """
+
+    def __init__(self, keep_last: int) -> None:
+        self.keep_last = keep_last
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+        self._pending: Future | None = None
+
+    def save(self, state: dict, paths: list[Path]) -> None:
+        """Queue a snapshot of `state` for each of `paths`; waits for the previous write first, so
+        at most one snapshot is held in memory."""
+        self.wait()
+        self._pending = self._executor.submit(self._write, _copy_tensors(state), paths)
+
+    def _write(self, state: dict, paths: list[Path]) -> None:
+        weights = [t for t in state["state_dict"].values() if t.is_floating_point()]
+        if not all(bool(t.isfinite().all()) for t in weights):  # a finite loss, but inf gradients
+            raise NonFiniteLoss(f"the weights hold NaN or infinite values; {paths[0].name} was not saved")
+        data = serialize(state)  # once, however many files get it
+        for path in paths:
+            try:
+                save_checkpoint(data, path)
+            except OSError as exc:
+                raise CheckpointError(
+                    f"could not write checkpoint '{path}': {exc.strerror or exc}; free space or fix permissions, "
+                    "then resume with -r auto"
+                ) from None
+            for old in run_checkpoints(path.parent)[: -self.keep_last]:
+                old.unlink(missing_ok=True)
+            logger.info("Saved %s", path)
+
+    def wait(self) -> None:
+        """Block until the queued checkpoint is on disk; raise its failure, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+
+def create_run_dir(config: dict) -> Path:
+    """Create `save_dir/name/<timestamp>`; runs started in the same second get distinct folders."""
+    parent = Path(config["trainer"]["save_dir"]) / config["name"]
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        run_dir = parent / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            return run_dir
+        except FileExistsError:
+            if not parent.is_dir():
+                raise ConfigError(
+                    f"config key 'trainer.save_dir': cannot create '{parent}' (a file is in the way)"
+                ) from None
+        except OSError as exc:
+            raise ConfigError(f"config key 'trainer.save_dir': cannot create '{run_dir}': {exc.strerror}") from None
+    raise ConfigError(f"could not create a new run folder in '{parent}'; clean it up")
+
+
+def open_run_dir(config: dict, resume_path: Path | None) -> Path:
+    """The resumed run's folder, or a new one: also when resuming from a checkpoint that is not
+    the run's latest, since continuing there would overwrite the later checkpoints."""
+    if resume_path is not None and run_checkpoints(resume_path.parent)[-1:] == [resume_path]:
+        return resume_path.parent
+    run_dir = create_run_dir(config)
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return run_dir

@@ -1,6 +1,6 @@
-"""Multi-process training under torchrun: joining the process group and combining results.
+"""Where this process runs: its device, and under torchrun its place in the process group.
 
-Single-process runs never call into torch.distributed; every function here is then a cheap no-op.
+Single-process runs never call into torch.distributed; the helpers below are then cheap no-ops.
 """
 
 import gc
@@ -12,20 +12,17 @@ import torch.distributed as dist
 from utils.errors import ConfigError
 
 
-def setup(device_name: str) -> torch.device | None:
-    """Join the process group when started by torchrun; return this process's device, else None.
-
-    Each process drives the GPU of its LOCAL_RANK (NCCL); without CUDA, or with `--device cpu`,
-    processes share the CPU (gloo). The same command works across machines with torchrun's
-    --nnodes/--rdzv-endpoint.
-    """
+def setup(device_name: str) -> torch.device:
+    """This process's device. Under torchrun, also join the process group: each process drives
+    the GPU of its LOCAL_RANK (NCCL), or all share the CPU (gloo) without CUDA or with `cpu`."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
+        return single_device(device_name)
     if device_name not in ("auto", "cuda", "cpu"):
         raise ConfigError(f"--device {device_name!r}: under torchrun use auto, cuda or cpu (one GPU per process)")
     if device_name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device 'cuda': CUDA is not available on this machine; use --device cpu")
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
+    device = torch.device("cpu")
     if use_cuda:
         local_rank = int(os.environ["LOCAL_RANK"])
         if local_rank >= torch.cuda.device_count():
@@ -35,9 +32,26 @@ def setup(device_name: str) -> torch.device | None:
             )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
     dist.init_process_group("nccl" if use_cuda else "gloo")
+    return device
+
+
+def single_device(name: str) -> torch.device:
+    """`auto` picks CUDA when available; `cpu`, `cuda`, `cuda:N` and `mps` are taken as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.isdigit():  # pytorch-template's `-d 0` named GPUs by index
+        raise ConfigError(f"--device {name!r}: name a GPU as cuda:{name}; for several GPUs use torchrun")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name!r}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name!r}: MPS is not available on this machine; use --device cpu")
     return device
 
 
@@ -90,6 +104,13 @@ def any_process(flag: bool, device: torch.device) -> bool:
     if world_size() == 1:
         return flag
     return bool(all_reduce_sum(torch.tensor([float(flag)], device=device)).item())
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Give every process the main process's buffers (BatchNorm's running statistics, say)."""
+    if world_size() > 1:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def barrier() -> None:

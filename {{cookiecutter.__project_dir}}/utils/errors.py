@@ -1,18 +1,24 @@
-"""Errors caused by user input.
+"""Mistakes in what the user gave us: a one-line message and exit code 2, never a traceback.
 
-train.py and test.py print them as one line on stderr and exit with code 2, without a traceback:
-the message alone must say what is wrong and how to fix it.
+Only config, command-line, checkpoint and data-file mistakes are `UserError`s. An exception raised
+by your own code (a model, loss or data loader) is a bug: it keeps its traceback.
 """
+
+import argparse
+import re
+import sys
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type name): for one-line reports."""
-    text = str(exc).strip()
+    """The first line of an exception's message (or its type name), without terminal colour codes."""
+    text = ANSI_ESCAPE.sub("", str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
 class UserError(Exception):
-    """Base class: a problem the user can fix by changing their input."""
+    """Base class: a problem the user fixes by changing their input, not their code."""
 
 
 class ConfigError(UserError):
@@ -20,35 +26,29 @@ class ConfigError(UserError):
 
 
 class CheckpointError(UserError):
-    """A checkpoint that is missing, unreadable or does not fit the config."""
+    """A checkpoint that is missing, unreadable, incomplete or does not fit the config."""
 
 
 class DataError(UserError):
-    """A data file that cannot be read; the message names it."""
+    """A data file or folder that cannot be used; the message names it. Raise it from your own
+    data loader for a one-line error instead of a traceback."""
 
     def __init__(self, message: str) -> None:
-        # A DataLoader worker process re-raises this in the main process as DataError("Caught
-        # DataError in DataLoader worker ...<its traceback>...DataError: <message>"): keep <message>.
+        # A DataLoader worker re-raises this in the main process as DataError("Caught DataError in
+        # DataLoader worker ...<its traceback>...DataError: <message>"): keep <message>.
         if message.startswith("Caught DataError"):
             message = message.rstrip().splitlines()[-1].split("DataError: ", 1)[-1]
         super().__init__(message)
 
 
-class TrainingStopped(Exception):
-    """Training ended early on purpose; `exit_code` is what train.py exits with."""
-
-    exit_code: int
-
-
-class Interrupted(TrainingStopped):
-    """SIGINT or SIGTERM arrived; a checkpoint was saved. Exit code 128 + signal (130, 143)."""
-
-    def __init__(self, signum: int, checkpoint) -> None:
-        super().__init__(f"stopped by signal {signum}; resume with: python train.py -r {checkpoint}")
-        self.exit_code = 128 + signum
+def report(error: UserError) -> int:
+    """Print a user error as one line on stderr; return its exit code."""
+    print(f"error: {first_line(error)}", file=sys.stderr)
+    return 2
 
 
-class NonFiniteLoss(TrainingStopped):
-    """The loss became NaN or infinite; the step was not applied. Exit code 3."""
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr (exit code 2), like every other error."""
 
-    exit_code = 3
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")

@@ -1,0 +1,85 @@
+"""The tests' own model, metric and trainer, written the way README.md tells you to write yours.
+
+tests/config.json names them by dotted path, so the tests never depend on the example model,
+loss or metric: replace those freely. Only tests/test_example.py tests the example itself.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset, default_collate
+
+from base import BaseDataLoader, BaseTrainer
+
+
+class TinyCNN(nn.Module):
+    """A plain `nn.Module` (not a BaseModel): one convolution, batch norm and dropout, so that
+    exact resume has buffers and random draws to get right."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 8, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.features = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(), nn.AdaptiveAvgPool2d(2)
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * channels, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class LinearNet(nn.Module):
+    """One linear layer over the 64 pixels: no dropout, no batch statistics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
+def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (output.argmax(dim=1) == target).float().mean()
+
+
+class StepOnlyTrainer(BaseTrainer):
+    """A user's trainer that overrides `training_step` alone: no metrics from output and target,
+    but a scalar of its own. The loop must keep every guarantee for it too."""
+
+    extra_metrics = ("confidence",)
+
+    def training_step(self, batch):
+        images, labels = batch
+        logits = self.model(images)
+        confidence = F.softmax(logits.detach(), dim=1).amax(dim=1).mean()
+        return {"loss": self.criterion(logits, labels), "confidence": confidence}
+
+
+class Digits(Dataset):
+    """The bundled digits as an ordinary map-style Dataset: one sample per `__getitem__`."""
+
+    def __init__(self, data_dir: str, training: bool) -> None:
+        split = "train" if training else "test"
+        with np.load(Path(data_dir) / "digits.npz") as arrays:
+            self.images = torch.from_numpy(arrays[f"x_{split}"]).float().div(16.0).unsqueeze(1)
+            self.labels = torch.from_numpy(arrays[f"y_{split}"]).long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.images[index], self.labels[index]
+
+
+class TemplateStyleDigits(BaseDataLoader):
+    """A loader written as pytorch-template shows it: no `seed`, `collate_fn` passed on
+    positionally, and `validation_split` passed on for the test split too."""
+
+    def __init__(self, data_dir, batch_size, shuffle=True, validation_split=0.0, num_workers=1, training=True):
+        self.data_dir = data_dir
+        self.dataset = Digits(data_dir, training)
+        super().__init__(self.dataset, batch_size, shuffle, validation_split, num_workers, default_collate)

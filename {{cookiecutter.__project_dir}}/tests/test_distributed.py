@@ -1,0 +1,89 @@
+"""Multi-process DDP with real torchrun (gloo on the CPU), and torch.compile. All slow."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.helpers import PROJECT_DIR, TEST_CONFIG, build_trainer, run_script, same_weights, start_script, step_losses
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed"),
+]
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
+
+
+def torchrun(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, *TORCHRUN, *args]
+    return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_two_processes_train_validate_checkpoint_and_resume_with_any_count(tmp_path, quick_run):
+    """torchrun with 2 CPU processes: one run folder, global metrics, plain checkpoints, and
+    resume both in 2 processes and in 1 (a different world size)."""
+    result = torchrun("train.py", *quick_run, "--set", "trainer.epochs=2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = [p for p in tmp_path.glob("*/*") if p.is_dir()]
+    assert result.stdout.count("epoch 2/2") == 1, "only the main process logs"
+    checkpoint = torch.load(run / "checkpoint-epoch2.pth", weights_only=True)
+    assert checkpoint["world_size"] == 2
+    assert not any(key.startswith("module.") for key in checkpoint["state_dict"])
+    assert checkpoint["global_step"] == 2 * 11  # 1,293 training samples in global batches of 2 x 64
+    resumed = torchrun("train.py", "-r", str(run / "checkpoint-epoch2.pth"), "--set", "trainer.epochs=3")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    single = run_script("train.py", "-r", str(run / "checkpoint-epoch3.pth"), "--set", "trainer.epochs=4")
+    assert single.returncode == 0, single.stderr
+    assert torch.load(run / "checkpoint-epoch4.pth", weights_only=True)["global_step"] == 33 + 21
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+@pytest.mark.parametrize("kind", ["Trainer", "tests.parts.StepOnlyTrainer"])
+def test_sigterm_to_torchrun_saves_and_resumes_exactly(tmp_path, kind):
+    """SIGTERM to torchrun mid-epoch: both processes stop at the same step, the main one saves,
+    and a resumed 2-process run ends bit-identical to an uninterrupted one, also with a trainer
+    that overrides only its training step."""
+    common = [
+        "-c",
+        TEST_CONFIG,
+        "--set",
+        "trainer.epochs=2",
+        "--set",
+        "trainer.verbosity=2",
+        "--set",
+        f"trainer.type={kind}",
+    ]
+    common += ["--set", "trainer.monitor=min val_loss"]
+    reference = torchrun("train.py", *common, "--set", f"trainer.save_dir={(tmp_path / 'ref').as_posix()}")
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    process = start_script(
+        "train.py", *common, "--set", f"trainer.save_dir={(tmp_path / 'run').as_posix()}", command=TORCHRUN
+    )
+    for line in process.stdout:
+        if "step 3 loss" in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    process.communicate(timeout=120)
+    (checkpoint,) = (tmp_path / "run").glob("*/*/checkpoint-epoch1-step10.pth")
+    resumed = torchrun("train.py", "-r", str(checkpoint))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    (a,) = (tmp_path / "ref").glob("*/*/checkpoint-epoch2.pth")
+    (b,) = (tmp_path / "run").glob("*/*/checkpoint-epoch2.pth")
+    assert same_weights(torch.load(a, weights_only=True)["state_dict"], torch.load(b, weights_only=True)["state_dict"])
+    assert {k: v for k, v in step_losses(reference.stdout).items() if k > 10} == step_losses(resumed.stdout)
+
+
+def test_compiled_model_trains_and_saves_plain_weights(tmp_path):
+    """trainer.compile=true trains through torch.compile; checkpoints hold the plain model's keys."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("torch.compile on the CPU needs a C compiler")
+    trainer = build_trainer("trainer.compile=true", "trainer.epochs=1")
+    log = trainer.train(tmp_path)
+    assert log["loss"] > 0 and trainer.model is not trainer.raw_model
+    saved = torch.load(tmp_path / "checkpoint-epoch1.pth", weights_only=True)
+    assert set(saved["state_dict"]) == set(trainer.raw_model.state_dict())
