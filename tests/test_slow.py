@@ -72,7 +72,7 @@ def test_generated_project_own_tests_pass(smoke_baked):
     assert project.is_dir(), smoke_baked["result"].stdout
     started = time.monotonic()
     result = run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "slow or not slow", "-p", "no:cacheprovider", "-p", "no:benchmark"],
+        [sys.executable, "-m", "pytest", "-q", "-m", "slow or not slow", "-p", "no:cacheprovider"],
         cwd=project,
         timeout=PROJECT_TESTS_TIMEOUT_S,
     )

@@ -34,6 +34,7 @@ PROJECT_DIR = Path(__file__).resolve().parent
 SCHEMA_FILE = PROJECT_DIR / "config.schema.json"
 # Arguments that the code passes itself; the config must not set them.
 SUPPLIED_BY_CODE = {"optimizer": {"params"}, "lr_scheduler": {"optimizer"}}
+INSTALLED = {"site-packages", "dist-packages"}  # a virtual environment may live inside the project
 BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
 
 
@@ -361,12 +362,12 @@ class ConfigParser:
         """The training data, or (`training=False`) every sample of the test split."""
         if training:
             return self.init_obj("data_loader")
-        if "training" not in inspect.signature(self.targets["data_loader"]).parameters:
+        params = inspect.signature(self.targets["data_loader"]).parameters
+        if "training" not in params:
             raise ConfigError(
                 f"{self['data_loader']['type']} has no 'training' argument, so test.py cannot ask it "
                 "for the test split; add training=True to its __init__ (README: Use your own dataset)"
             )
-        params = inspect.signature(self.targets["data_loader"]).parameters
         no_split = {"validation_split": 0} if "validation_split" in params else {}  # it is for training data
         return self.init_obj("data_loader", training=False, **no_split).all_samples()
 
@@ -384,16 +385,9 @@ class ConfigParser:
         check_num_classes(data_loader, model)
         optimizer = self.init_obj("optimizer", [p for p in model.parameters() if p.requires_grad])
         scheduler = self.init_obj("lr_scheduler", optimizer) if self.config.get("lr_scheduler") else None
-        return self.targets["trainer"](
-            model,
-            self.loss,
-            self.metrics,
-            optimizer,
-            self.config,
-            device,
-            data_loader,
-            data_loader.split_validation(),
-            scheduler,
+        valid, trainer_class = data_loader.split_validation(), self.targets["trainer"]
+        return trainer_class(
+            model, self.loss, self.metrics, optimizer, self.config, device, data_loader, valid, scheduler
         )
 
     def _check_monitor(self) -> None:
@@ -407,8 +401,9 @@ class ConfigParser:
         mode, metric = monitor.split()
         plateau = self.config.get("lr_scheduler") and self.config["lr_scheduler"]["type"] == "ReduceLROnPlateau"
         if plateau and self.config["lr_scheduler"].get("args", {}).get("mode", "min") != mode:
-            raise ConfigError(f"config key 'lr_scheduler.args.mode': ReduceLROnPlateau follows trainer.monitor "
-                              f"({monitor!r}); set it to {mode!r}")  # fmt: skip
+            raise ConfigError(
+                f"config key 'lr_scheduler.args.mode': ReduceLROnPlateau follows {monitor!r}; set it to {mode!r}"
+            )
         if metric not in choices:
             hint = "" if split else " (val_* metrics need data_loader.args.validation_split > 0)"
             raise ConfigError(
@@ -434,11 +429,7 @@ def _raised_in_project(exc: BaseException) -> bool:
     optimizer's learning rate, say) is one line."""
     for frame in traceback.extract_tb(exc.__traceback__)[1:]:  # [0] is init_obj itself
         path = Path(frame.filename).resolve()
-        if (
-            not frame.filename.startswith("<")
-            and path.is_relative_to(PROJECT_DIR)
-            and not {"site-packages", "dist-packages"} & set(path.parts)
-        ):
+        if not frame.filename.startswith("<") and path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts):
             return True
     return False
 
