@@ -1,4 +1,4 @@
-"""The default trainer: what one training step and one validation step compute.
+"""The default trainer: what one step computes (validation runs the same step, without gradients).
 
 This is the place to change how a batch is used (several inputs, a dict batch, an extra loss
 term, images for TensorBoard). The loop in base/base_trainer.py runs these steps and keeps every
@@ -15,6 +15,3 @@ class Trainer(BaseTrainer):
         data, target = batch
         output = self.model(data)
         return {"loss": self.criterion(output, target), "output": output, "target": target}
-
-    def validation_step(self, batch):
-        return self.training_step(batch)
