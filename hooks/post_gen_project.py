@@ -121,7 +121,7 @@ def config_file(options):
 
 def required_modules(options):
     """Return the modules the smoke run imports, beyond the standard library."""
-    modules = ["torch", "numpy", "jsonschema"]
+    modules = ["torch", "numpy", "jsonschema", "filelock"]
     if options["dataset"] != "digits":
         modules.append("torchvision")
     if options["config_format"] == "yaml":

@@ -2,6 +2,7 @@
 
 import fnmatch
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -183,3 +184,38 @@ def cookiecutter_cli(python, out_dir, *args, template=REPO, env=None, timeout=60
     command = [str(python), "-m", "cookiecutter", "--no-input", "--config-file", str(config)]
     command += [str(template), "-o", str(out_dir), *args]
     return run(command, cwd=out_dir.parent, timeout=timeout, env=env)
+
+
+# --- every combination of options -------------------------------------------------------------
+
+OPTIONS = {
+    key: value
+    for key, value in json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8")).items()
+    if key in ("dataset", "config_format", "tensorboard", "github_actions", "pre_commit", "license", "python_version")
+}
+COMBINATIONS = [
+    dict(zip(OPTIONS, values, strict=True))
+    for values in itertools.product(
+        *(choices if isinstance(choices, list) else [True, False] for choices in OPTIONS.values())
+    )
+]
+
+
+def combination_id(answers):
+    flags = [name for name in ("tensorboard", "github_actions", "pre_commit") if answers[name]]
+    parts = [answers["dataset"], answers["config_format"], *flags, answers["license"], answers["python_version"]]
+    return "-".join(parts)
+
+
+def bake_one(args):
+    """Bake one combination into its own folder; run in a worker process (the session fixture
+    ``baked`` in conftest.py). Returns None, or the error as text."""
+    from cookiecutter.main import cookiecutter
+
+    answers, out_dir, config_file = args
+    os.environ[SKIP_ENV] = "1"
+    try:
+        cookiecutter(str(REPO), no_input=True, extra_context=answers, output_dir=out_dir, config_file=config_file)
+    except Exception as err:  # reported by the test of this combination
+        return f"{type(err).__name__}: {err}"
+    return None

@@ -2,25 +2,21 @@
 smoke run off) into exactly its files, with configs, metadata and CI files that agree with the
 answers, and the whole lot passes the pinned ruff."""
 
-import itertools
 import json
-import os
 import re
 import sys
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
 from helpers import (
+    COMBINATIONS,
     CONFIG_FILES,
     JINJA_LEFTOVER,
-    REPO,
-    SKIP_ENV,
     TEMPLATE,
+    combination_id,
     expected_listing,
     is_junk,
     listing,
@@ -28,58 +24,10 @@ from helpers import (
     text_files,
 )
 
-OPTIONS = {
-    key: value
-    for key, value in json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8")).items()
-    if key in ("dataset", "config_format", "tensorboard", "github_actions", "pre_commit", "license", "python_version")
-}
-COMBINATIONS = [
-    dict(zip(OPTIONS, values, strict=True))
-    for values in itertools.product(
-        *(choices if isinstance(choices, list) else [True, False] for choices in OPTIONS.values())
-    )
-]
 LOADERS = {"digits": "DigitsDataLoader", "mnist": "MnistDataLoader", "image_folder": "ImageFolderDataLoader"}
+# The newest Python that the pinned torch has wheels for: CI's newest leg, the last classifier.
+NEWEST_PYTHON = "3.14"
 PINNED_RUFF = re.search(r"ruff==([0-9.]+)", (TEMPLATE / "pyproject.toml").read_text(encoding="utf-8")).group(1)
-
-
-def combination_id(answers):
-    flags = [name for name in ("tensorboard", "github_actions", "pre_commit") if answers[name]]
-    parts = [answers["dataset"], answers["config_format"], *flags, answers["license"], answers["python_version"]]
-    return "-".join(parts)
-
-
-def _bake_one(args):
-    """Bake one combination into its own folder (run in a worker process)."""
-    from cookiecutter.main import cookiecutter
-
-    answers, out_dir, config_file = args
-    os.environ[SKIP_ENV] = "1"
-    try:
-        cookiecutter(str(REPO), no_input=True, extra_context=answers, output_dir=out_dir, config_file=config_file)
-    except Exception as err:  # reported by the test of this combination
-        return f"{type(err).__name__}: {err}"
-    return None
-
-
-@pytest.fixture(scope="session")
-def baked(tmp_path_factory):
-    """Every combination baked once, two at a time: {combination id: (project folder, error)}."""
-    root = tmp_path_factory.mktemp("combinations")
-    home = root.parent / f"{root.name}-cookiecutter-home"
-    home.mkdir()
-    config_file = home / "config.yaml"
-    config_file.write_text(
-        f"cookiecutters_dir: {json.dumps(str(home / 'templates'))}\nreplay_dir: {json.dumps(str(home / 'replay'))}\n",
-        encoding="utf-8",
-    )
-    jobs = [(answers, str(root / combination_id(answers)), str(config_file)) for answers in COMBINATIONS]
-    with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        errors = list(pool.map(_bake_one, jobs, chunksize=8))
-    return {
-        combination_id(answers): (Path(out) / "my_project", error)
-        for (answers, out, _), error in zip(jobs, errors, strict=True)
-    }
 
 
 def load_config_file(project, answers):
@@ -128,11 +76,15 @@ def test_combination_config_matches_the_answers(baked, answers):
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
 def test_combination_metadata_matches_the_answers(baked, answers):
     """pyproject.toml and requirements.txt list the same dependencies, the chosen license and
-    minimum Python; the CI workflow tests that Python; pre-commit runs the pinned ruff."""
+    minimum Python, and classifiers from it to the newest; the CI workflow tests both Pythons on
+    Linux, macOS and Windows; pre-commit runs the pinned ruff."""
     project, _ = baked[combination_id(answers)]
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     meta = pyproject["project"]
     assert meta["requires-python"] == f">={answers['python_version']}"
+    minimum, newest = (int(version.split(".")[1]) for version in (answers["python_version"], NEWEST_PYTHON))
+    pythons = [c.rsplit(" ", 1)[1] for c in meta["classifiers"] if c.startswith("Programming Language :: Python :: 3.")]
+    assert pythons == [f"3.{minor}" for minor in range(minimum, newest + 1)]
     assert pyproject["tool"]["ruff"]["target-version"] == "py" + answers["python_version"].replace(".", "")
     assert meta.get("license") == (None if answers["license"] == "none" else answers["license"])
     if answers["license"] != "none":
@@ -140,13 +92,15 @@ def test_combination_metadata_matches_the_answers(baked, answers):
     names = {re.split(r"[<>=!~ ]", dep)[0] for dep in meta["dependencies"]}
     assert ("torchvision" in names) is (answers["dataset"] != "digits")
     assert ("tensorboard" in names) is answers["tensorboard"]
-    assert {"torch", "numpy", "jsonschema", "pyyaml", "tqdm"} <= names
+    assert {"torch", "numpy", "jsonschema", "filelock", "pyyaml", "tqdm"} <= names
     requirements = (project / "requirements.txt").read_text(encoding="utf-8").splitlines()
     assert {re.split(r"[<>=!~ ]", line)[0] for line in requirements if line and line[0] != "#"} == names
     assert {"config.json", "config.yaml", "data", "saved"} <= set(pyproject["tool"]["cruft"]["skip"])
     if answers["github_actions"]:
         workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
-        assert workflow["jobs"]["test"]["strategy"]["matrix"]["python-version"] == [answers["python_version"]]
+        matrix = workflow["jobs"]["test"]["strategy"]["matrix"]
+        assert matrix["python-version"] == [answers["python_version"], NEWEST_PYTHON]
+        assert matrix["os"] == ["ubuntu-latest", "macos-latest", "windows-latest"]
         steps = " ".join(step.get("run", "") for step in workflow["jobs"]["test"]["steps"])
         assert "pytest" in steps
         assert "download.pytorch.org/whl/cpu" in steps

@@ -33,6 +33,8 @@ def hook(tmp_path):
 
 def fake_python(path, *flags):
     """Write an executable that runs this interpreter with extra flags (-S hides torch)."""
+    if os.name == "nt":  # CI runs the fast tier on Windows too
+        pytest.skip("the fake interpreters are POSIX shell scripts")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f'#!/bin/sh\nexec "{sys.executable}" {" ".join(flags)} "$@"\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
@@ -55,6 +57,8 @@ def fake_project(root, train_py, config=None, check_py=ACCEPTING_CHECK):
 def env_for(**extra):
     """A minimal environment for the hook: this interpreter first on PATH, nothing skipped."""
     env = {"PATH": os.environ["PATH"]}
+    if "SYSTEMROOT" in os.environ:  # Windows: Python and its sockets need it to start
+        env["SYSTEMROOT"] = os.environ["SYSTEMROOT"]
     env.update(extra)
     return env
 
@@ -279,7 +283,10 @@ def test_missing_python_with_torch_is_a_notice_not_a_failure(hook, tmp_path, cap
     project = fake_project(tmp_path / "p", "raise SystemExit('must not run')\n")
     assert hook.main(project, env_for()) == 0
     out = capsys.readouterr().out
-    assert "smoke check was skipped because no Python with torch, numpy, jsonschema, tensorboard was found" in out
+    assert (
+        "smoke check was skipped because no Python with torch, numpy, jsonschema, filelock, tensorboard was found"
+        in out
+    )
     assert f"cd {hook.PROJECT_SLUG} && pip install -r requirements.txt && " in out
     assert "&& python train.py -c config.json --smoke" in out
 
@@ -357,5 +364,5 @@ def test_smoke_run_needs_a_python_with_the_options_modules(tmp_path, options, ex
     """The smoke run's interpreter must have what the chosen options import (torchvision for
     MNIST and image folders, PyYAML for YAML), else it is skipped with a notice."""
     hook = load_hook("post_gen_project", tmp_path, **options)
-    assert hook.required_modules(hook.OPTIONS) == ["torch", "numpy", "jsonschema", *extra]
+    assert hook.required_modules(hook.OPTIONS) == ["torch", "numpy", "jsonschema", "filelock", *extra]
     assert hook.choose_python(env_for(), modules=["torch", "no_such_module_here"]) is None

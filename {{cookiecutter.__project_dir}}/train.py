@@ -14,6 +14,7 @@ import logging
 import random
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,9 @@ import torch
 
 from logger import attach_log_file, setup_logging
 from parse_config import ConfigParser
-from utils import distributed
-from utils.checkpoint import create_run_dir, find_latest, load_checkpoint, open_run_dir
-from utils.errors import ArgumentParser, ConfigError, UserError, report
+from utils import distributed, preflight
+from utils.checkpoint import create_run_dir, find_latest, load_checkpoint, run_folder
+from utils.errors import ArgumentParser, ConfigError, UserError, quiet_thread_os_errors, report
 from utils.stopping import TrainingStopped
 
 SMOKE_BATCHES = 2
@@ -43,15 +44,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    hook, threading.excepthook = threading.excepthook, quiet_thread_os_errors
     try:
         return run(args)
-    except UserError as exc:
-        return report(exc)
+    except UserError as exc:  # under torchrun every process has it: the main one prints it
+        return report(exc) if distributed.is_main() else 2
     except TrainingStopped as exc:
-        if distributed.is_main():
+        if distributed.is_main() and str(exc):  # (empty when another process failed and said why)
             print(f"error: {exc}" if exc.exit_code == 3 else str(exc), file=sys.stderr)
         return exc.exit_code
     finally:
+        threading.excepthook = hook
         distributed.cleanup()  # only once run()'s objects, the DDP model among them, are gone
 
 
@@ -71,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if args.smoke:
         return smoke(config, device)
     trainer = config.build_trainer(device, config.build_data_loader())
+    if distributed.world_size() > 1:  # each process its own dropout masks (the data order has its own seed)
+        torch.manual_seed(config["seed"] + distributed.rank())
     if checkpoint is not None:
         trainer.resume(checkpoint)
         if trainer.start_epoch > trainer.epochs:
@@ -78,11 +83,13 @@ def run(args: argparse.Namespace) -> int:
                 f"the checkpoint has finished all trainer.epochs={trainer.epochs}; "
                 f"train further with --set trainer.epochs={trainer.epochs + 10}"
             )
-    run_dir = open_run_dir(config.config, resume_path) if distributed.is_main() else None
-    if run_dir is not None:
-        attach_log_file(run_dir / "train.log")
-        logging.getLogger("train").info("Run folder: %s%s", run_dir, f" (from {resume_path})" if resume_path else "")
-    trainer.train(run_dir)
+    preflight.check(trainer)  # one batch through everything before any file is written
+    with run_folder(config.config, resume_path, trainer.guard) as run_dir:  # one train.py per run folder
+        if run_dir is not None:
+            attach_log_file(run_dir / "train.log")
+            where = f" (from {resume_path})" if resume_path else ""
+            logging.getLogger("train").info("Run folder: %s%s", run_dir, where)
+        trainer.train(run_dir)
     return 0
 
 

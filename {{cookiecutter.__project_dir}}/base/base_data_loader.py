@@ -6,11 +6,15 @@ one would have seen.
 """
 
 import math
+import random
+import signal
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from utils.errors import ConfigError
+from utils.stopping import StopSignal
 
 
 class ResumableBatchSampler(Sampler[list[int]]):
@@ -25,6 +29,7 @@ class ResumableBatchSampler(Sampler[list[int]]):
         self.indices, self.batch_size, self.shuffle, self.seed = indices, batch_size, shuffle, seed
         self.epoch, self.skip_samples = 1, 0
         self.rank, self.world_size, self.pad = 0, 1, True
+        self.with_seeds = False  # yield (index, seed) pairs, for `SeededSamples`
 
     def set_epoch(self, epoch: int, skip_samples: int = 0) -> None:
         """Select the order of `epoch`, leaving out its first `skip_samples` samples (resume)."""
@@ -50,7 +55,11 @@ class ResumableBatchSampler(Sampler[list[int]]):
 
     def batches(self) -> list[torch.Tensor]:
         """This process's batches of the current epoch, as index tensors."""
-        rest = self._order()[self.skip_samples :]
+        return self._share(self._order())
+
+    def _share(self, order: torch.Tensor) -> list[torch.Tensor]:
+        """This process's batches of `order` (or of anything aligned with it), after the skip."""
+        rest = order[self.skip_samples :]
         if self.world_size > 1 and self.pad:  # after a change of process count it may not divide evenly
             rest = _padded(rest, self.world_size)
         chunks = rest.split(self.batch_size * self.world_size)  # (an empty tensor still gives one chunk)
@@ -58,7 +67,15 @@ class ResumableBatchSampler(Sampler[list[int]]):
         return [share for share in shares if len(share)]
 
     def __iter__(self):
-        return (batch.tolist() for batch in self.batches())
+        if not self.with_seeds:
+            return (batch.tolist() for batch in self.batches())
+        # A sample's seed follows from its place in the epoch's order, over all processes.
+        first = epoch_seed(self.seed, self.epoch) * 1_000_003
+        places = self._share(torch.arange(len(self._order())))
+        return (
+            [(i, (first + place) % 2**63) for i, place in zip(batch.tolist(), where.tolist(), strict=True)]
+            for batch, where in zip(self.batches(), places, strict=True)
+        )
 
     def __len__(self) -> int:
         rest = max(len(self._order()) - self.skip_samples, 0)
@@ -68,6 +85,32 @@ class ResumableBatchSampler(Sampler[list[int]]):
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's batch order and worker seeds: nothing else draws from it."""
     return (seed * 100_003 + epoch) % 2**63
+
+
+class SeededSamples(Dataset):
+    """`dataset` as worker processes read it: given (index, seed), a sample's random augmentation
+    is drawn from its own seed, the same whichever worker loads it, before and after a resume."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, int]):
+        index, seed = item
+        # A worker's random state belongs to the DataLoader, which seeds it too: reseeding is safe.
+        torch.default_generator.manual_seed(seed)  # the CPU's: torch.manual_seed costs 100x more
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        return self.dataset[index]
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """Workers leave stop signals to the main process, which saves and ends the run: a batch
+    scheduler signals the whole process group, and a terminal's Ctrl-C reaches every process."""
+    for signum in StopSignal.SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _padded(order: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -130,18 +173,20 @@ class BaseDataLoader:
                 yield tuple(tensor[batch] for tensor in self.dataset.tensors)
             return
         if self._loader is None:  # created once, so that worker processes persist across epochs
+            workers = self.num_workers > 0
+            # In this process augmentations draw from the global random state, which checkpoints
+            # keep; in workers each sample gets its own seed.
+            self.batch_sampler.with_seeds = workers
             self._loader = DataLoader(
-                self.dataset,
+                SeededSamples(self.dataset) if workers else self.dataset,
                 batch_sampler=self.batch_sampler,
                 num_workers=self.num_workers,
                 collate_fn=self.collate_fn,
                 pin_memory=torch.cuda.is_available(),
-                persistent_workers=self.num_workers > 0,
-                generator=torch.Generator(),
+                worker_init_fn=ignore_stop_signals if workers else None,
+                persistent_workers=workers,
+                generator=torch.Generator(),  # its draws would otherwise come from the global random state
             )
-        # Worker seeds come from this generator, not the global RNG. Persistent workers keep their
-        # random state from epoch to epoch, so a resumed run's random augmentations may differ.
-        self._loader.generator.manual_seed(epoch_seed(self.seed, self.batch_sampler.epoch))
         yield from self._loader
 
     def split_validation(self) -> "BaseDataLoader | None":

@@ -8,21 +8,19 @@ resume, checkpoints, metrics and TensorBoard.
 
 import contextlib
 import importlib.util
-import itertools
 import logging
 import math
-import sys
 import warnings
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
+from base.batches import MetricTracker, accumulation_groups, as_step_result, batch_size, progress, to_device
 from utils import distributed
 from utils.checkpoint import CheckpointWriter, checkpoint_name, load_model_state, sweep_temp_files
-from utils.errors import ConfigError
-from utils.stopping import Interrupted, RunGuard
+from utils.errors import ConfigError, UserError, WriteError
+from utils.stopping import Interrupted, RunGuard, TrainingStopped
 
 logger = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -114,12 +112,14 @@ class BaseTrainer:
                     log = self._train_epoch(epoch)
                     if self._end_of_epoch(epoch, log):
                         break
-                self.checkpoints.wait()  # still under the signal handler: a SIGTERM now is handled
-            distributed.barrier()  # the others wait for the main process to finish saving
+                self._log_scalar(None)  # flush and close TensorBoard's file
+                self._sync_saves()  # still under the signal handler: a SIGTERM now is handled
         finally:
-            if self.writer is not None:
-                self.writer.close()
-            self.checkpoints.wait()
+            if self.writer is not None:  # an error is on its way out already
+                with contextlib.suppress(OSError):
+                    self.writer.close()
+            with contextlib.suppress(UserError, TrainingStopped):
+                self.checkpoints.wait()
         return log
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
@@ -174,7 +174,8 @@ class BaseTrainer:
             and self.settings["log_every"]
             and self.global_step % self.settings["log_every"] == 0
         ):
-            self.writer.add_scalar("step/loss", loss.item(), self.global_step)
+            self._log_scalar("step/loss", loss.item())
+        self._check_saves(block=False)
         if self.guard.stop_requested(self.global_step):
             self.guard.raise_if_loss_was_bad()  # never save weights that a bad loss reached
             self.samples_done = self.data_loader.batch_sampler.position(self.batches_done)
@@ -214,9 +215,7 @@ class BaseTrainer:
         self._step_scheduler(log)
         logger.info("epoch %d/%d  %s", epoch, self.epochs, "  ".join(f"{k} {v:.6g}" for k, v in log.items()))
         for key, value in log.items() if self.writer is not None else ():
-            self.writer.add_scalar(
-                f"val/{key[4:]}" if key.startswith("val_") else f"train/{key}", value, self.global_step
-            )
+            self._log_scalar(f"val/{key[4:]}" if key.startswith("val_") else f"train/{key}", value)
         improved = self._update_monitor(log)
         stop = 0 < self.settings["early_stop"] <= self.not_improved_count
         interrupted = not stop and epoch < self.epochs and self.guard.stop_requested()  # else the run is over
@@ -254,18 +253,56 @@ class BaseTrainer:
         self.not_improved_count += 1
         return False
 
+    def _log_scalar(self, tag: str | None, value: float = 0.0) -> None:
+        """Add a TensorBoard point at the current step (`tag=None`: close the file). Its writer
+        thread fails on a full disk or a removed folder; that ends the run like a failed save."""
+        if self.writer is None:
+            return
+        try:
+            if tag is None:
+                self.writer.close()
+            else:
+                self.writer.add_scalar(tag, value, self.global_step)
+        except OSError as exc:
+            self.writer = None
+            self.guard.fail(
+                WriteError(
+                    f"could not write TensorBoard events in '{self.run_dir}': {exc.strerror or exc}; "
+                    "free space or fix permissions, then resume with -r auto"
+                )
+            )
+
+    def _check_saves(self, block: bool) -> None:
+        """Raise a failed checkpoint write (`block`: wait for the pending one); under torchrun every
+        process learns of it at the next agreement."""
+        if block or self.checkpoints.done():
+            try:
+                self.checkpoints.wait()
+            except (UserError, TrainingStopped) as exc:
+                self.guard.fail(exc)
+
+    def _sync_saves(self) -> None:
+        """Wait until the main process's checkpoint is on disk: no process may exit before that,
+        and if the write failed, every process stops."""
+        self._check_saves(block=True)
+        self.guard.agree()
+
     def _interrupt(self, name: str):
-        self.checkpoints.wait()
-        distributed.barrier()  # no process may exit while the main one is still saving
+        self._sync_saves()
         raise Interrupted(self.guard.signal.received or 15, self.run_dir / name if self.run_dir else name)
 
     def _save_checkpoint(self, epochs_done: int, *names: str) -> None:
         """Save everything that shapes the rest of the run as each of `names`. Call it on every
         process: all agree on the metric sums, the main process alone writes."""
         train_metrics = self.train_metrics.state_dict() if self.samples_done else None  # mid-epoch only
+        cuda = self.device.type == "cuda"
+        # every process draws its own dropout masks (train.py seeds them apart): keep each one's state
+        rng = {
+            "torch": distributed.all_gather(torch.get_rng_state()),
+            "cuda": distributed.all_gather(torch.cuda.get_rng_state(self.device)) if cuda else None,
+        }
         if self.run_dir is None:
             return
-        cuda = self.device.type == "cuda"
         state = {
             "arch": type(self.raw_model).__name__,
             "epoch": epochs_done,
@@ -281,10 +318,10 @@ class BaseTrainer:
             "not_improved_count": self.not_improved_count,
             "train_metrics": train_metrics,
             "classes": self.data_loader.classes,
-            # every process draws as the main one does (same seed): its own GPU's state fits them all
-            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
+            "rng": rng,
             "config": self.config,
         }
+        self._check_saves(block=True)  # the previous write first: its failure, if any, stops the run
         self.checkpoints.save(state, [self.run_dir / name for name in names])
 
     def resume(self, checkpoint: dict) -> None:
@@ -303,11 +340,21 @@ class BaseTrainer:
             )
         if checkpoint.get("monitor") == self.settings["monitor"]:  # a changed monitor starts afresh
             self.mnt_best, self.not_improved_count = checkpoint["monitor_best"], checkpoint["not_improved_count"]
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        if self.device.type == "cuda" and isinstance(checkpoint["rng"]["cuda"], torch.Tensor):
-            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
+        self._restore_rng(checkpoint["rng"])
         where = f"{self.samples_done} samples into epoch {self.start_epoch}" if self.samples_done else ""
         logger.info("Resumed %s (step %d)", where or f"after epoch {checkpoint['epoch']}", self.global_step)
+
+    def _restore_rng(self, rng: dict) -> None:
+        """Each process continues its own random stream; with more processes than saved them, the
+        new ones start streams of their own."""
+        rank = distributed.rank()
+        cpu, cuda = ([s] if isinstance(s, torch.Tensor) else s or [] for s in (rng["torch"], rng.get("cuda")))
+        if rank >= len(cpu):
+            torch.manual_seed(self.config["seed"] * 1_000_003 + rank * 1009 + self.global_step)
+            return
+        torch.set_rng_state(cpu[rank])
+        if self.device.type == "cuda" and rank < len(cuda):
+            torch.cuda.set_rng_state(cuda[rank], self.device)
 
 
 def _restore(key: str, target, checkpoint: dict, config: dict) -> None:
@@ -334,95 +381,3 @@ def _restore(key: str, target, checkpoint: dict, config: dict) -> None:
             name,
             value,
         )
-
-
-class MetricTracker:
-    """Sample-weighted running averages, summed on the device and read back once, in `result()`.
-
-    Reading a value at every step would stall a GPU. Under torchrun, sums and counts are added up
-    over all processes first, so every process reports the same global averages.
-    """
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self._sums: dict[str, torch.Tensor | float] = {}
-        self._counts: dict[str, float] = {}
-
-    def update(self, key: str, value: torch.Tensor | float, n: int = 1) -> None:
-        """Add a batch mean `value` computed over `n` samples."""
-        total = self._sums.get(key, 0.0)
-        if isinstance(total, torch.Tensor):
-            total.add_(value.detach() if isinstance(value, torch.Tensor) else value, alpha=n)
-        elif isinstance(value, torch.Tensor):  # a new tensor, safe to update in place from now on
-            self._sums[key] = value.detach().float() * n + total
-        else:
-            self._sums[key] = total + float(value) * n
-        self._counts[key] = self._counts.get(key, 0.0) + n
-
-    def _totals(self) -> dict[str, tuple[float, float]]:
-        """Sum and count of every key, added up over all processes (a collective under torchrun)."""
-        sums = list(self._sums.values())
-        device = next((s.device for s in sums if isinstance(s, torch.Tensor)), torch.device("cpu"))
-        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
-        values = [torch.as_tensor(s, dtype=dtype, device=device) for s in [*sums, *self._counts.values()]]
-        totals = distributed.all_reduce_sum(torch.stack(values)).tolist() if values else []
-        return {key: (totals[i], totals[len(sums) + i]) for i, key in enumerate(self._sums)}
-
-    def state_dict(self) -> dict:
-        """Global sums and counts so far, for a mid-epoch checkpoint (call on every process)."""
-        totals = self._totals()
-        return {"sums": {k: s for k, (s, _) in totals.items()}, "counts": {k: c for k, (_, c) in totals.items()}}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
-
-    def result(self) -> dict[str, float]:
-        return {key: total / count for key, (total, count) in self._totals().items() if count > 0}
-
-
-def as_step_result(value) -> dict:
-    """A step's return value as a dict with "loss"."""
-    if isinstance(value, torch.Tensor):
-        return {"loss": value}
-    if isinstance(value, dict) and isinstance(value.get("loss"), torch.Tensor):
-        return value
-    raise TypeError(f"a training or validation step must return the loss, or a dict with 'loss'; got {value!r:.80}")
-
-
-def to_device(batch, device: torch.device):
-    """`batch` with every tensor in it (in tuples, named tuples, lists and dicts) moved to `device`."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (tuple, list)):
-        items = [to_device(item, device) for item in batch]
-        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
-    if isinstance(batch, dict):
-        return {key: to_device(item, device) for key, item in batch.items()}
-    return batch
-
-
-def batch_size(batch) -> int:
-    """The number of samples in `batch`: the length of the first tensor in it."""
-    if isinstance(batch, torch.Tensor):
-        return len(batch)
-    for item in batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else ():
-        with contextlib.suppress(TypeError):
-            return batch_size(item)
-    raise TypeError("cannot tell how many samples a batch holds: it contains no tensor")
-
-
-def accumulation_groups(batches, size: int):
-    """Tuples of `size` consecutive batches (the last may be shorter): one optimizer step each."""
-    iterator = iter(batches)
-    while group := tuple(itertools.islice(iterator, size)):
-        yield group
-
-
-def progress(loader, desc: str, limit: int | None = None):
-    """Iterate `loader` (at most `limit` batches), with a progress bar when stderr is a terminal."""
-    batches = loader if limit is None else itertools.islice(loader, limit)
-    if not sys.stderr.isatty() or not distributed.is_main():
-        return batches
-    return tqdm(batches, total=len(loader) if limit is None else min(limit, len(loader)), desc=desc, leave=False)

@@ -24,6 +24,7 @@ def setup_logging(verbosity: int = 1) -> None:
     console.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(console)
     root.addHandler(logging.handlers.MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1))
+    logging.getLogger("filelock").setLevel(logging.WARNING)  # its debug lines would fill verbosity 2
 
 
 def attach_log_file(path: Path) -> None:

@@ -2,6 +2,8 @@
 real processes, full training runs) are left out of a plain `pytest`; `pytest -m "slow or not
 slow"` runs everything, as the CI workflow does."""
 
+import signal
+
 import pytest
 import torch
 
@@ -12,6 +14,18 @@ from tests.helpers import TEST_CONFIG
 def one_torch_thread():
     # A tiny model on a small machine runs fastest, and steadiest, on one thread.
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_restored():
+    """A run stopped by a signal keeps its handlers to the end of the process (the rest of a burst
+    of signals must not kill it mid-exit); in the test process, put the previous ones back."""
+    from utils.stopping import StopSignal
+
+    saved = {signum: signal.getsignal(signum) for signum in StopSignal.SIGNALS}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
 
 
 @pytest.fixture

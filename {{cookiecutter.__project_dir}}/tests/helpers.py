@@ -40,7 +40,7 @@ def signal_at_loss_call(trainer, call: int, signum: int = signal.SIGTERM) -> Non
     def loss_then_signal(output, target):
         calls[0] += torch.is_grad_enabled()  # validation runs without gradients
         if calls[0] == call and torch.is_grad_enabled():
-            os.kill(os.getpid(), signum)
+            signal.raise_signal(signum)  # (os.kill would end the process on Windows)
         return criterion(output, target)
 
     trainer.criterion = loss_then_signal
@@ -63,8 +63,9 @@ def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
-def start_script(*args: str, command: tuple[str, ...] = ()) -> subprocess.Popen:
-    """Start `python [command] <args>` in the project folder; read its merged output line by line."""
+def start_script(*args: str, command: tuple[str, ...] = (), group: bool = False) -> subprocess.Popen:
+    """Start `python [command] <args>` in the project folder; read its merged output line by line.
+    `group`: in a process group of its own, which `os.killpg(process.pid, ...)` signals whole."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, *command, *args],
@@ -73,6 +74,7 @@ def start_script(*args: str, command: tuple[str, ...] = ()) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=group,
     )
 
 

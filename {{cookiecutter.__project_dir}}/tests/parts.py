@@ -4,6 +4,7 @@ tests/config.json names them by dotted path, so the tests never depend on the ex
 loss or metric: replace those freely. Only tests/test_example.py tests the example itself.
 """
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,30 @@ class TemplateStyleDigits(BaseDataLoader):
         self.data_dir = data_dir
         self.dataset = Digits(data_dir, training)
         super().__init__(self.dataset, batch_size, shuffle, validation_split, num_workers, default_collate)
+
+
+class NoisyDigits(Digits):
+    """Digits with random augmentation drawn from torch's and Python's random states, as a user's
+    dataset draws it: exact resume must reproduce every draw, in worker processes too."""
+
+    def __getitem__(self, index):
+        image, label = super().__getitem__(index)
+        shift = random.choice((-1, 0, 1))
+        return torch.roll(image, shift, dims=2) + 0.05 * torch.randn_like(image), label
+
+
+class AugmentedDigits(BaseDataLoader):
+    """A user's loader over a map-style dataset with random augmentation, read by `num_workers`
+    worker processes (through torch's DataLoader)."""
+
+    def __init__(self, data_dir, batch_size, shuffle=True, validation_split=0.0, num_workers=2, training=True):
+        super().__init__(NoisyDigits(data_dir, training), batch_size, shuffle, validation_split, num_workers)
+
+
+class BallastNet(TinyCNN):
+    """TinyCNN carrying `megabytes` of extra weights it never uses: its checkpoints take a while
+    to write, so that a signal can arrive during a save."""
+
+    def __init__(self, megabytes: int = 100) -> None:
+        super().__init__()
+        self.register_buffer("ballast", torch.zeros(megabytes * 2**18))

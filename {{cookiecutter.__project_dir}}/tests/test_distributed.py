@@ -1,15 +1,27 @@
 """Multi-process DDP with real torchrun (gloo on the CPU), and torch.compile. All slow."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
-from tests.helpers import PROJECT_DIR, TEST_CONFIG, build_trainer, run_script, same_weights, start_script, step_losses
+from tests.helpers import (
+    PROJECT_DIR,
+    TEST_CONFIG,
+    build_trainer,
+    only_run_dir,
+    read_until,
+    run_script,
+    same_weights,
+    start_script,
+    step_losses,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,6 +47,8 @@ def test_two_processes_train_validate_checkpoint_and_resume_with_any_count(tmp_p
     assert checkpoint["world_size"] == 2
     assert not any(key.startswith("module.") for key in checkpoint["state_dict"])
     assert checkpoint["global_step"] == 2 * 11  # 1,293 training samples in global batches of 2 x 64
+    first, second = checkpoint["rng"]["torch"]  # each process's own random state: its own dropout masks
+    assert not torch.equal(first, second)
     resumed = torchrun("train.py", "-r", str(run / "checkpoint-epoch2.pth"), "--set", "trainer.epochs=3")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     single = run_script("train.py", "-r", str(run / "checkpoint-epoch3.pth"), "--set", "trainer.epochs=4")
@@ -87,3 +101,28 @@ def test_compiled_model_trains_and_saves_plain_weights(tmp_path):
     assert log["loss"] > 0 and trainer.model is not trainer.raw_model
     saved = torch.load(tmp_path / "checkpoint-epoch1.pth", weights_only=True)
     assert set(saved["state_dict"]) == set(trainer.raw_model.state_dict())
+
+
+def test_a_failed_save_on_the_main_process_ends_every_process_with_one_message(tmp_path):
+    """The main process alone writes checkpoints; when a write fails (here its run folder is
+    removed), every process stops within seconds, and only the main one says why."""
+    sets = ["trainer.epochs=1000", f"trainer.save_dir={tmp_path.as_posix()}"]
+    process = start_script(
+        "train.py", "-c", TEST_CONFIG, *(arg for s in sets for arg in ("--set", s)), command=TORCHRUN
+    )
+    read_until(process, "checkpoint-epoch1.pth")
+    shutil.rmtree(only_run_dir(tmp_path))
+    removed = time.monotonic()
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert time.monotonic() - removed < 30, "the next epoch's save fails, and all stop soon after"
+    assert output.count("error: could not write checkpoint") == 1, output
+    assert "DistBackendError" not in output and "Connection closed" not in output, output
+    # torchrun's report: each process ended by itself with exit code 2, none had to be killed
+    assert sorted(re.findall(r"^\s*exitcode\s*:\s*(-?\d+)", output, re.MULTILINE)) == ["2", "2"], output
+
+
+def test_a_config_error_under_torchrun_is_printed_once(tmp_path):
+    """Every process finds the same mistake; only the first one prints it."""
+    result = torchrun("train.py", "-c", TEST_CONFIG, "--set", "optimizer.args.lr=-1")
+    assert result.stderr.count("error: config key 'optimizer'") == 1, result.stderr

@@ -1,15 +1,29 @@
 """Your own images (projects made with the image_folder dataset option): one sub-folder per
 class, real image files, the usual transforms, and clear errors for a wrong layout."""
 
+import os
+import signal
+
 import pytest
 import torch
 
 import test as test_script
 import train
 from data_loader.image_folder import ImageFolderDataLoader
-from parse_config import load_config
-from tests.helpers import PROJECT_DIR, only_run_dir, shipped_config
+from parse_config import ConfigParser, load_config
+from tests.helpers import (
+    PROJECT_DIR,
+    only_run_dir,
+    read_until,
+    run_script,
+    same_weights,
+    shipped_config,
+    signal_at_loss_call,
+    start_script,
+)
+from utils.checkpoint import load_checkpoint
 from utils.errors import DataError
+from utils.stopping import Interrupted
 
 
 @pytest.fixture(autouse=True)
@@ -136,3 +150,47 @@ def test_unreadable_image_is_named_in_one_line(tmp_path, capsys, workers):
 
 def test_shipped_config_names_the_image_folder_loader():
     assert load_config(PROJECT_DIR / shipped_config())["data_loader"]["type"] == "ImageFolderDataLoader"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_at", [pytest.param(1, id="first-batch"), pytest.param(3, id="last-batch")])
+def test_shipped_config_resumes_bit_identically_with_augmenting_workers(tmp_path, stop_at):
+    """The shipped config (random crops and flips in 2 worker processes), stopped by SIGTERM at
+    the first or the last batch of an epoch, resumes to the uninterrupted run's exact weights."""
+    ImageFolderDataLoader.write_sample(tmp_path / "images")  # 32 training images: batches of 12, 12 and 8
+    config = ConfigParser.from_args(train.parse_args(shipped(tmp_path, "trainer.epochs=2")))
+    config["data_loader"]["args"]["batch_size"] = 12
+    runs = []
+    for stop in (None, stop_at):
+        torch.manual_seed(config["seed"])
+        trainer = config.build_trainer(torch.device("cpu"), config.build_data_loader())
+        if stop is not None:
+            signal_at_loss_call(trainer, stop)
+            with pytest.raises(Interrupted):
+                trainer.train(tmp_path / "stopped")
+            (checkpoint,) = (tmp_path / "stopped").glob("checkpoint-epoch*-step*.pth")
+            torch.manual_seed(config["seed"])
+            trainer = config.build_trainer(torch.device("cpu"), config.build_data_loader())
+            trainer.resume(load_checkpoint(checkpoint, resume=True))
+        trainer.train(tmp_path / str(stop))
+        runs.append(trainer.raw_model.state_dict())
+    assert same_weights(*runs)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX process groups")
+def test_sigterm_to_the_process_group_with_workers_saves_and_resumes(tmp_path):
+    """A batch scheduler signals the whole process group, DataLoader workers included: the run
+    still saves, exits 143 without a traceback, and resumes with -r auto."""
+    ImageFolderDataLoader.write_sample(tmp_path / "images")
+    args = [*shipped(tmp_path, "data_loader.args.batch_size=4"), "-d", "cpu"]
+    process = start_script(
+        "train.py", *args, "--set", "trainer.epochs=1000", "--set", "trainer.verbosity=2", group=True
+    )
+    read_until(process, "step 3 loss")
+    os.killpg(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Traceback" not in output, output
+    resumed = run_script("train.py", *args, "--set", "trainer.epochs=2", "-r", "auto")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "samples into epoch 1" in resumed.stdout

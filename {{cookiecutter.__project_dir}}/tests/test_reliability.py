@@ -90,17 +90,20 @@ def test_a_signal_delivered_twice_still_saves(tmp_path):
 
 
 @posix_only
-def test_a_later_second_signal_exits_at_once(monkeypatch):
-    """A second signal after the first was seen ends the process at once (no waiting for a save)."""
+def test_a_later_second_signal_still_saves_and_a_third_exits_at_once(monkeypatch, capfd):
+    """A signal after the first burst is still the same stop (the checkpoint gets written); one
+    more ends the process at once, for a run that must go now."""
     from utils.stopping import StopSignal
 
     exits = []
     monkeypatch.setattr(os, "_exit", exits.append)
     monkeypatch.setattr(StopSignal, "SAME_REQUEST_S", 0.0)
     with StopSignal() as stop:
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.01)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            os.kill(os.getpid(), signum)
+            time.sleep(0.01)
         assert (stop.received, exits) == (signal.SIGTERM, [])
+        assert "signal once more to quit without saving" in capfd.readouterr().err
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.01)
     assert exits == [130]

@@ -3,7 +3,7 @@
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import build_trainer
+from tests.helpers import TEST_CONFIG, build_trainer, only_run_dir, read_until, start_script
 from trainer import Trainer
 from utils.checkpoint import load_checkpoint
 
@@ -57,3 +57,22 @@ def test_a_resumed_run_rewrites_the_points_it_repeats(tmp_path):
 def test_per_step_points_are_optional(tmp_path, log_every):
     build_trainer("trainer.tensorboard=true", f"trainer.log_every={log_every}", "trainer.epochs=1").train(tmp_path)
     assert "step/loss" not in EventAccumulator(str(tmp_path)).Reload().Tags()["scalars"]
+
+
+@pytest.mark.slow
+def test_a_failing_tensorboard_writer_ends_the_run_like_a_failed_save(tmp_path):
+    """TensorBoard's writer thread fails (here its event file turns into a folder; a full disk
+    fails alike): one line naming the run folder, exit code 2, no traceback from the thread,
+    and the checkpoints saved before are intact."""
+    sets = ["trainer.tensorboard=true", "trainer.epochs=1000", f"trainer.save_dir={tmp_path.as_posix()}"]
+    process = start_script("train.py", "-c", TEST_CONFIG, *(arg for s in sets for arg in ("--set", s)))
+    read_until(process, "checkpoint-epoch1.pth")
+    run_dir = only_run_dir(tmp_path)
+    (events,) = run_dir.glob("events.out.tfevents.*")
+    events.unlink()
+    events.mkdir()
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2, output
+    assert "Traceback" not in output and output.count("error: ") == 1, output
+    assert f"error: could not write TensorBoard events in '{run_dir}'" in output
+    assert load_checkpoint(run_dir / "checkpoint-epoch1.pth", resume=True)["epoch"] == 1

@@ -1,7 +1,6 @@
 """Every trainer keeps the loop's guarantees: the default one, and a user's that overrides only
 `training_step` (tests/parts.py). Real trainers, real signals, real checkpoint files."""
 
-import os
 import signal
 
 import pytest
@@ -58,7 +57,7 @@ def test_a_signal_after_the_last_step_lets_the_run_finish(tmp_path):
 
     def loss_signalling_in_the_last_validation(output, target):
         if not torch.is_grad_enabled() and trainer.global_step == 3 * STEPS_PER_EPOCH:
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
         return criterion(output, target)
 
     trainer.criterion = loss_signalling_in_the_last_validation

@@ -5,20 +5,26 @@ with `torch.load(path, weights_only=True)`: no pickled objects, no code run on l
 files live in `save_dir/name/<timestamp>/`.
 """
 
+import contextlib
 import io
 import json
 import logging
 import math
 import os
 import re
+import socket
+import sys
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
-from utils.errors import CheckpointError, ConfigError, first_line
+from utils import distributed
+from utils.errors import CheckpointError, ConfigError, UserError, first_line
 from utils.stopping import NonFiniteLoss
 
 logger = logging.getLogger(__name__)
@@ -27,8 +33,20 @@ TEMP_PREFIX = ".tmp-"
 # checkpoint-epoch5.pth: after epoch 5; checkpoint-epoch6-step140.pth: in epoch 6, after optimizer
 # step 140 of the run. Steps only grow, whatever the number of processes, so names sort by progress.
 NAME = re.compile(r"^checkpoint-epoch(\d+)(?:-step(\d+))?\.pth$")
-# What resuming needs besides the weights and the config (test.py needs only those two).
-RESUME_KEYS = ("epoch", "samples_done", "global_step", "optimizer", "lr_scheduler", "grad_scaler", "rng")
+# What resuming needs besides the weights and the config (test.py needs only those two), and what
+# each must be: a checkpoint edited by hand or written by another program is refused in one line.
+RESUME_KEYS = {
+    "epoch": (int, "a number of epochs"),
+    "samples_done": (int, "a number of samples"),
+    "global_step": (int, "a number of steps"),
+    "optimizer": (dict, "an optimizer's state_dict"),
+    "lr_scheduler": ((dict, type(None)), "a scheduler's state_dict or None"),
+    "grad_scaler": (dict, "a GradScaler's state_dict"),
+    "rng": (dict, "random states"),
+    "monitor_best": ((float, int), "a number"),
+    "not_improved_count": (int, "a number of epochs"),
+    "train_metrics": ((dict, type(None)), "metric sums or None"),
+}
 
 
 def checkpoint_name(epoch: int, step: int | None = None) -> str:
@@ -49,8 +67,8 @@ def save_checkpoint(state: dict | bytes, path: Path) -> None:
         with open(tmp_name, "xb") as file:  # unlike mkstemp's 0600, permissions follow the umask
             file.write(data)
             file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
+            _flush_to_disk(file.fileno())
+        _replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -60,6 +78,28 @@ def save_checkpoint(state: dict | bytes, path: Path) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _flush_to_disk(fd: int) -> None:
+    if sys.platform == "darwin":  # macOS's fsync leaves the data in the drive's cache
+        import fcntl  # (POSIX only)
+
+        fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+    else:
+        os.fsync(fd)
+
+
+def _replace(source: Path, target: Path, attempts: int = 20) -> None:
+    """os.replace; on Windows it fails while another process has `target` open (an evaluation,
+    a virus scanner), so it is retried there for up to two seconds."""
+    for attempt in range(attempts):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if os.name != "nt" or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
 
 
 def serialize(state: dict) -> bytes:
@@ -96,6 +136,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", resume
 
 
 def _check_contents(path: Path, checkpoint, resume: bool) -> None:
+    """Raise a one-line `CheckpointError` for anything missing or of the wrong kind."""
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("config"), dict):
         raise CheckpointError(f"'{path}' is not a checkpoint written by this project's train.py (no config)")
     weights = checkpoint.get("state_dict")
@@ -107,6 +148,18 @@ def _check_contents(path: Path, checkpoint, resume: bool) -> None:
             f"checkpoint '{path}' lacks {', '.join(missing)}, which resuming needs; evaluate it with test.py, "
             "or start a new run with -c"
         )
+    for key, (kind, meaning) in RESUME_KEYS.items() if resume else ():
+        value = checkpoint[key]
+        if (
+            not isinstance(value, kind)
+            or isinstance(value, bool)
+            or (key == "optimizer" and "param_groups" not in value)
+        ):
+            raise CheckpointError(f"checkpoint '{path}': '{key}' should be {meaning}, not {type(value).__name__}")
+    states = checkpoint["rng"].get("torch") if resume else []
+    states = [states] if isinstance(states, torch.Tensor) else states  # one per process, or one
+    if not isinstance(states, list) or not all(isinstance(t, torch.Tensor) for t in states) or (resume and not states):
+        raise CheckpointError(f"checkpoint '{path}': 'rng' should hold torch's random states as tensors")
     bad = next((k for k, t in weights.items() if t.is_floating_point() and not t.isfinite().all()), None)
     if bad is not None:
         raise CheckpointError(f"checkpoint '{path}' holds NaN or infinite weights (first: {bad}); use an earlier one")
@@ -209,6 +262,10 @@ class CheckpointWriter:
                 old.unlink(missing_ok=True)
             logger.info("Saved %s", path)
 
+    def done(self) -> bool:
+        """True when no write is under way (`wait` then returns at once)."""
+        return self._pending is None or self._pending.done()
+
     def wait(self) -> None:
         """Block until the queued checkpoint is on disk; raise its failure, if any."""
         pending, self._pending = self._pending, None
@@ -243,3 +300,44 @@ def open_run_dir(config: dict, resume_path: Path | None) -> Path:
     run_dir = create_run_dir(config)
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return run_dir
+
+
+@contextlib.contextmanager
+def run_folder(config: dict, resume_path: Path | None, guard):
+    """The run's folder, new or resumed, held by the main process while it trains (None on the
+    others). Under torchrun, when the main process cannot create or hold it, all processes stop."""
+    with contextlib.ExitStack() as stack:
+        run_dir = None
+        if distributed.is_main():
+            try:
+                run_dir = open_run_dir(config, resume_path)
+                stack.enter_context(lock_run_dir(run_dir))
+            except UserError as exc:
+                guard.fail(exc)  # alone: raised at once; under torchrun: by every process, below
+        guard.agree()
+        yield run_dir
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir: Path | None):
+    """Hold `run_dir` while training into it: a second train.py into a live run (`-r auto` while it
+    still trains, say) is refused with one line naming the process that holds it. The lock is the
+    operating system's, so it is released even when that process is killed."""
+    if run_dir is None:  # not the main process: it writes nothing
+        yield
+        return
+    run_dir = Path(run_dir)
+    lock, owner = FileLock(run_dir / ".lock", timeout=0), run_dir / ".lock-owner"
+    try:
+        lock.acquire()
+    except Timeout:
+        who = owner.read_text(encoding="utf-8").strip() if owner.is_file() else "another process"
+        raise ConfigError(
+            f"run folder '{run_dir}' is in use by {who}; stop that run first, or wait for it to end"
+        ) from None
+    try:
+        owner.write_text(f"train.py (pid {os.getpid()} on {socket.gethostname()})\n", encoding="utf-8")
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()

@@ -71,11 +71,12 @@ def world_size() -> int:
 
 
 def rank() -> int:
-    return dist.get_rank() if _active() else 0
+    # Before the group is joined, torchrun's RANK still tells which process this is.
+    return dist.get_rank() if _active() else int(os.environ.get("RANK", "0"))
 
 
 def is_main() -> bool:
-    """Only the main process writes logs, TensorBoard files and checkpoints."""
+    """Only the main process writes logs, TensorBoard files and checkpoints, and prints errors."""
     return rank() == 0
 
 
@@ -99,11 +100,14 @@ def _all_reduce(tensor: torch.Tensor, op: str) -> torch.Tensor:
     return tensor
 
 
-def any_process(flag: bool, device: torch.device) -> bool:
-    """True on every process when `flag` is true on at least one (so all stop at the same step)."""
-    if world_size() == 1:
-        return flag
-    return bool(all_reduce_sum(torch.tensor([float(flag)], device=device)).item())
+def all_gather(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """`tensor` of every process, in rank order (the same shape on all); on the CPU."""
+    if not _active():
+        return [tensor.cpu()]
+    moved = tensor.cuda() if dist.get_backend() == "nccl" else tensor  # NCCL gathers CUDA tensors only
+    gathered = [torch.empty_like(moved) for _ in range(world_size())]
+    dist.all_gather(gathered, moved)
+    return [t.cpu() for t in gathered]
 
 
 def broadcast_buffers(module: torch.nn.Module) -> None:

@@ -7,6 +7,7 @@ by your own code (a model, loss or data loader) is a bug: it keeps its traceback
 import argparse
 import re
 import sys
+import threading
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -29,6 +30,10 @@ class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable, incomplete or does not fit the config."""
 
 
+class WriteError(UserError):
+    """A file of the run (TensorBoard events, say) could not be written: disk full, no permission."""
+
+
 class DataError(UserError):
     """A data file or folder that cannot be used; the message names it. Raise it from your own
     data loader for a one-line error instead of a traceback."""
@@ -45,6 +50,13 @@ def report(error: UserError) -> int:
     """Print a user error as one line on stderr; return its exit code."""
     print(f"error: {first_line(error)}", file=sys.stderr)
     return 2
+
+
+def quiet_thread_os_errors(args) -> None:
+    """A `threading.excepthook` that leaves an OSError of a background writer (TensorBoard's: disk
+    full, folder removed) to the main thread, which reports it in one line; others as usual."""
+    if not issubclass(args.exc_type, OSError):
+        threading.__excepthook__(args)
 
 
 class ArgumentParser(argparse.ArgumentParser):

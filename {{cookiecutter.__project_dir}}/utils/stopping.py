@@ -1,8 +1,11 @@
-"""Every reason a run stops early, in one place: SIGINT/SIGTERM, and a loss that is NaN or infinite.
+"""Every reason a run stops early, in one place: signals, a loss that is NaN or infinite, and a
+failure on another process.
 
-A signal only sets a flag; the trainer saves at the next step boundary and raises `Interrupted`
-(exit 130/143). A bad loss raises `NonFiniteLoss` (exit 3): alone on the CPU before that step is
-applied, elsewhere at the next check; either way no checkpoint gets weights from that step on.
+A signal only sets a flag; the trainer saves at the next step boundary and raises `Interrupted`:
+exit 130 (SIGINT), 143 (SIGTERM), or 75 for SIGUSR1, the warning a batch scheduler sends before
+the time limit (SLURM's `--signal=USR1@90`): 75 asks the batch script to requeue the job (see
+slurm/train.sbatch). A bad loss raises `NonFiniteLoss` (exit 3): alone on the CPU before that step
+is applied, elsewhere at the next check; either way no checkpoint gets weights from that step on.
 Under torchrun every process reaches the same decision at the same step.
 """
 
@@ -15,6 +18,10 @@ import time
 import torch
 
 from utils import distributed
+from utils.errors import UserError
+
+# sysexits.h's EX_TEMPFAIL, "try again later": the batch script requeues the job on this code.
+REQUEUE_EXIT_CODE = 75
 
 
 class TrainingStopped(Exception):
@@ -24,11 +31,25 @@ class TrainingStopped(Exception):
 
 
 class Interrupted(TrainingStopped):
-    """SIGINT or SIGTERM arrived and a checkpoint was saved. Exit code 128 + signal (130, 143)."""
+    """A stop signal arrived and a checkpoint was saved. Exit code 130 (SIGINT), 143 (SIGTERM), or
+    75 (SIGUSR1: requeue)."""
 
     def __init__(self, signum: int, checkpoint) -> None:
-        super().__init__(f"stopped by signal {signum}; resume with: python train.py -r {checkpoint}")
-        self.exit_code = 128 + signum
+        requeue = signum == getattr(signal, "SIGUSR1", None)
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name}{' (time limit ahead: requeue)' if requeue else ''}; "
+            f"resume with: python train.py -r {checkpoint}"
+        )
+        self.exit_code = REQUEUE_EXIT_CODE if requeue else 128 + signum
+
+
+class FailedElsewhere(TrainingStopped):
+    """Another process of a torchrun run failed and reported why; this one stops quietly."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__("")
+        self.exit_code = exit_code
 
 
 class NonFiniteLoss(TrainingStopped):
@@ -38,16 +59,23 @@ class NonFiniteLoss(TrainingStopped):
 
 
 class StopSignal:
-    """While active, the first SIGINT/SIGTERM only sets `received`. A later one exits at once
-    (checkpoints are atomic, so even that leaves no broken file), unless it comes within
-    `SAME_REQUEST_S`: Ctrl-C reaches every process of a terminal, and torchrun forwards its own."""
+    """While active, the first stop signal only sets `received`; the run saves and stops.
 
-    SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
+    Signals come in bursts: Ctrl-C reaches every process of a terminal and torchrun forwards its
+    own, a batch scheduler signals the whole process group. Every signal within `SAME_REQUEST_S`
+    of the first is the same request, and so is the next one, so that the checkpoint gets written.
+    Only a further one exits at once (checkpoints are atomic: even that leaves no broken file).
+    """
+
+    # SIGUSR1 does not exist on Windows; Ctrl-Break (SIGBREAK) exists only there.
+    SIGNALS = tuple(
+        getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1", "SIGBREAK") if hasattr(signal, name)
+    )
     SAME_REQUEST_S = 2.0
 
     def __init__(self) -> None:
         self.received: int | None = None
-        self._received_at = 0.0
+        self._received_at, self._repeats = 0.0, 0
         self._previous: dict = {}
 
     def _handle(self, signum, frame) -> None:
@@ -55,7 +83,11 @@ class StopSignal:
         if self.received is None:
             self.received, self._received_at = signum, now
         elif now - self._received_at > self.SAME_REQUEST_S:
-            os._exit(128 + signum)
+            self._repeats += 1
+            if self._repeats > 1:
+                os._exit(128 + signum)
+            # os.write, not print: the handler may run in the middle of a print
+            os.write(2, b"Stopping: saving a checkpoint first (signal once more to quit without saving)\n")
 
     def __enter__(self) -> "StopSignal":
         if threading.current_thread() is threading.main_thread():  # handlers only work there
@@ -64,8 +96,9 @@ class StopSignal:
         return self
 
     def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        if self.received is None:  # else the process is stopping: the rest of a burst must not kill it first
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
         self._previous.clear()
 
 
@@ -86,6 +119,7 @@ class RunGuard:
         self._device = device
         self._immediate = device.type == "cpu" and not self.distributed
         self._first_bad_step = torch.zeros((), dtype=torch.long, device=device)
+        self.failure: Exception | None = None
 
     def check_loss(self, loss: torch.Tensor, step: int) -> None:
         if self._immediate:
@@ -105,6 +139,14 @@ class RunGuard:
                 "on - lower optimizer.args.lr, set trainer.clip_grad_norm, or check the data"
             )
 
+    def fail(self, error: Exception) -> None:
+        """Record a failure of this process alone (a checkpoint or log write: only the main process
+        writes). Alone, raise it at once; under torchrun, every process raises at the next `agree`,
+        so that none is left waiting for the others."""
+        if not self.distributed:
+            raise error
+        self.failure = self.failure or error
+
     def stop_requested(self, step: int | None = None) -> bool:
         """True when a stop signal arrived: checked at every step alone; under torchrun at every
         `POLL_STEPS`-th step and at epoch ends (`step=None`), agreed by all processes."""
@@ -113,4 +155,18 @@ class RunGuard:
             return received
         if step is not None and step % self.POLL_STEPS:
             return False
-        return distributed.any_process(received, self._device)
+        return self.agree(received)
+
+    def agree(self, stop: bool = False) -> bool:
+        """True on every process when `stop` is true on one. A collective (a barrier, too): when a
+        process recorded a failure, it raises it and all others raise `FailedElsewhere` with the
+        same exit code, so one message is printed and every process ends."""
+        code = (
+            0
+            if self.failure is None
+            else getattr(self.failure, "exit_code", 2 * isinstance(self.failure, UserError) or 1)
+        )
+        flags = distributed.all_reduce_max(torch.tensor([float(stop), float(code)], device=self._device))
+        if flags[1]:
+            raise self.failure if self.failure is not None else FailedElsewhere(int(flags[1]))
+        return bool(flags[0])

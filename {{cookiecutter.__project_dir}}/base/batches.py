@@ -1,0 +1,104 @@
+"""What the training loop does with batches and what steps return: moving batches to the device,
+counting their samples, grouping them for accumulation, progress bars, and running averages
+that stay on the device until an epoch ends."""
+
+import contextlib
+import itertools
+import sys
+
+import torch
+from tqdm import tqdm
+
+from utils import distributed
+
+
+class MetricTracker:
+    """Sample-weighted running averages, summed on the device and read back once, in `result()`.
+
+    Reading a value at every step would stall a GPU. Under torchrun, sums and counts are added up
+    over all processes first, so every process reports the same global averages.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._sums: dict[str, torch.Tensor | float] = {}
+        self._counts: dict[str, float] = {}
+
+    def update(self, key: str, value: torch.Tensor | float, n: int = 1) -> None:
+        """Add a batch mean `value` computed over `n` samples."""
+        total = self._sums.get(key, 0.0)
+        if isinstance(total, torch.Tensor):
+            total.add_(value.detach() if isinstance(value, torch.Tensor) else value, alpha=n)
+        elif isinstance(value, torch.Tensor):  # a new tensor, safe to update in place from now on
+            self._sums[key] = value.detach().float() * n + total
+        else:
+            self._sums[key] = total + float(value) * n
+        self._counts[key] = self._counts.get(key, 0.0) + n
+
+    def _totals(self) -> dict[str, tuple[float, float]]:
+        """Sum and count of every key, added up over all processes (a collective under torchrun)."""
+        sums = list(self._sums.values())
+        device = next((s.device for s in sums if isinstance(s, torch.Tensor)), torch.device("cpu"))
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        values = [torch.as_tensor(s, dtype=dtype, device=device) for s in [*sums, *self._counts.values()]]
+        totals = distributed.all_reduce_sum(torch.stack(values)).tolist() if values else []
+        return {key: (totals[i], totals[len(sums) + i]) for i, key in enumerate(self._sums)}
+
+    def state_dict(self) -> dict:
+        """Global sums and counts so far, for a mid-epoch checkpoint (call on every process)."""
+        totals = self._totals()
+        return {"sums": {k: s for k, (s, _) in totals.items()}, "counts": {k: c for k, (_, c) in totals.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
+
+    def result(self) -> dict[str, float]:
+        return {key: total / count for key, (total, count) in self._totals().items() if count > 0}
+
+
+def as_step_result(value) -> dict:
+    """A step's return value as a dict with "loss"."""
+    if isinstance(value, torch.Tensor):
+        return {"loss": value}
+    if isinstance(value, dict) and isinstance(value.get("loss"), torch.Tensor):
+        return value
+    raise TypeError(f"a training or validation step must return the loss, or a dict with 'loss'; got {value!r:.80}")
+
+
+def to_device(batch, device: torch.device):
+    """`batch` with every tensor in it (in tuples, named tuples, lists and dicts) moved to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        items = [to_device(item, device) for item in batch]
+        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
+    if isinstance(batch, dict):
+        return {key: to_device(item, device) for key, item in batch.items()}
+    return batch
+
+
+def batch_size(batch) -> int:
+    """The number of samples in `batch`: the length of the first tensor in it."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch)
+    for item in batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else ():
+        with contextlib.suppress(TypeError):
+            return batch_size(item)
+    raise TypeError("cannot tell how many samples a batch holds: it contains no tensor")
+
+
+def accumulation_groups(batches, size: int):
+    """Tuples of `size` consecutive batches (the last may be shorter): one optimizer step each."""
+    iterator = iter(batches)
+    while group := tuple(itertools.islice(iterator, size)):
+        yield group
+
+
+def progress(loader, desc: str, limit: int | None = None):
+    """Iterate `loader` (at most `limit` batches), with a progress bar when stderr is a terminal."""
+    batches = loader if limit is None else itertools.islice(loader, limit)
+    if not sys.stderr.isatty() or not distributed.is_main():
+        return batches
+    return tqdm(batches, total=len(loader) if limit is None else min(limit, len(loader)), desc=desc, leave=False)

@@ -1,0 +1,152 @@
+"""A dry run of one batch through the real objects, before the run writes any file.
+
+The config checks cannot see what fails only when the objects meet the data: model arguments that
+do not fit the batches, a loss that does not fit the model's output, a metric that cannot read it,
+an optimizer that needs a closure, a scheduler argument that divides by zero. Here each becomes a
+one-line error naming the config key (exit 2), not a traceback minutes into the run, after the
+run folder exists. An error raised in the project's own code is a bug and keeps its traceback.
+
+Nothing is changed: the step is taken without `optimizer.step()`, then gradients, buffers and the
+random state are put back; the optimizer and the scheduler are tried on a throw-away parameter.
+"""
+
+import contextlib
+import functools
+import random
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from base.batches import as_step_result, to_device
+from parse_config import INSTALLED, PROJECT_DIR
+from utils.errors import ConfigError, UserError, first_line
+
+
+def check(trainer) -> None:
+    """Raise a `ConfigError` naming the config key when one training step cannot run."""
+    with _random_state_kept(trainer.device):
+        batch = _first_batch(trainer)
+        _one_step(trainer, batch)
+    _optimizer_and_scheduler(trainer)
+
+
+def _first_batch(trainer):
+    try:
+        return next(iter(trainer.data_loader))
+    except StopIteration:
+        raise ConfigError("config key 'data_loader': the training data yields no batch") from None
+    except Exception as exc:
+        _raise_if_bug(exc)
+        raise ConfigError(f"config key 'data_loader': reading the first batch failed: {first_line(exc)}") from None
+
+
+def _one_step(trainer, batch) -> None:
+    """Forward, loss, metrics and backward on `batch`, as a training step does them, then undone."""
+    model, config = trainer.raw_model, trainer.config
+    buffers = [buffer.clone() for buffer in model.buffers()]  # BatchNorm statistics, say
+    trainer.model.train()
+    try:
+        with trainer.autocast():
+            result = as_step_result(trainer.training_step(to_device(batch, trainer.device)))
+        if "output" in result and "target" in result:
+            for fn, name in zip(trainer.metric_ftns, config.get("metrics", []), strict=False):
+                try:
+                    fn(result["output"].detach(), result["target"])
+                except Exception as exc:
+                    _raise_if_bug(exc)
+                    raise ConfigError(f"config key 'metrics' ({name}): {first_line(exc)}") from None
+        result["loss"].backward()
+    except (UserError, ConfigError):
+        raise
+    except Exception as exc:
+        _raise_if_bug(exc)
+        raise ConfigError(_step_message(exc, trainer)) from None
+    finally:
+        trainer.optimizer.zero_grad(set_to_none=True)
+        model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for buffer, saved in zip(model.buffers(), buffers, strict=True):
+                buffer.copy_(saved)
+
+
+def _step_message(exc: Exception, trainer) -> str:
+    """Name the config key whose object raised `exc`: the model's forward, or the loss."""
+    codes = {frame.f_code for frame, _ in traceback.walk_tb(exc.__traceback__)}
+    config, reason = trainer.config, first_line(exc)
+    if _code(type(trainer.raw_model).forward) in codes:
+        return (
+            f"config key 'arch' ({config['arch']['type']}): one training batch through the model failed: "
+            f"{reason}; check that arch.args fit the data"
+        )
+    if _code(trainer.criterion) in codes:
+        return (
+            f"config key 'loss' ({config['loss']}): the loss of one training batch failed: {reason}; "
+            "check that it fits the model's output and the targets (arch.args.num_classes?)"
+        )
+    return f"config keys 'arch' and 'loss': one training step on the first batch failed: {reason}"
+
+
+def _code(fn):
+    """The code object that runs when `fn` is called (a function, a partial, or a module)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if isinstance(fn, torch.nn.Module):
+        fn = type(fn).forward
+    return getattr(fn, "__code__", None)
+
+
+def _optimizer_and_scheduler(trainer) -> None:
+    """Step a copy of the optimizer, and of the scheduler once per epoch, on a single parameter."""
+    config = trainer.config
+    param = torch.nn.Parameter(torch.zeros(1))
+    param.grad = torch.ones(1)
+    try:  # the same class and arguments as the real one; a class that takes others is not tried
+        optimizer = type(trainer.optimizer)([param], **config["optimizer"].get("args", {}))
+    except Exception:
+        return
+    try:
+        optimizer.step()
+    except Exception as exc:
+        raise ConfigError(
+            f"config key 'optimizer' ({config['optimizer']['type']}): optimizer.step() failed: {first_line(exc)}"
+        ) from None
+    if trainer.lr_scheduler is None:
+        return
+    plateau = isinstance(trainer.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    try:
+        scheduler = type(trainer.lr_scheduler)(optimizer, **config["lr_scheduler"].get("args", {}))
+    except Exception:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(min(trainer.epochs, 1000)):  # the trainer steps it after every epoch
+                scheduler.step(0.0) if plateau else scheduler.step()
+    except Exception as exc:
+        raise ConfigError(
+            f"config key 'lr_scheduler' ({config['lr_scheduler']['type']}): stepping it once per epoch "
+            f"({trainer.epochs} times) failed: {first_line(exc)}"
+        ) from None
+
+
+def _raise_if_bug(exc: Exception) -> None:
+    """Re-raise `exc` with its traceback when it was raised in the project's own code."""
+    if isinstance(exc, UserError):
+        raise exc
+    frames = traceback.extract_tb(exc.__traceback__)
+    path = Path(frames[-1].filename).resolve() if frames else Path(__file__)
+    if path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts) and path != Path(__file__).resolve():
+        raise exc
+
+
+@contextlib.contextmanager
+def _random_state_kept(device: torch.device):
+    """Leave every random state as it was: the dry run must not shift the run's random draws."""
+    python, numpy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        yield
+    random.setstate(python)
+    np.random.set_state(numpy)
