@@ -57,6 +57,7 @@ CLASSES = {
     "7. DDP: one failure ends all, one message": [
         "test_distributed.py::test_a_failed_save_on_the_main_process",
         "test_distributed.py::test_a_config_error_under_torchrun",
+        "test_distributed.py::test_a_mistake_on_one_process_alone",
     ],
 }
 PROJECTS = {"digits": [], "image_folder": ["dataset=image_folder"]}

@@ -47,8 +47,13 @@ def main(argv=None) -> int:
     hook, threading.excepthook = threading.excepthook, quiet_thread_os_errors
     try:
         return run(args)
-    except UserError as exc:  # under torchrun every process has it: the main one prints it
-        return report(exc) if distributed.is_main() else 2
+    except UserError as exc:  # under torchrun, mostly every process has it: the main one prints it
+        if distributed.is_main() or getattr(exc, "only_here", False):
+            return report(exc, "" if distributed.is_main() else f"[rank {distributed.rank()}] ")
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C before training started: nothing to save yet
+        print("stopped by SIGINT before training started; nothing was saved", file=sys.stderr)
+        return 130
     except TrainingStopped as exc:
         if distributed.is_main() and str(exc):  # (empty when another process failed and said why)
             print(f"error: {exc}" if exc.exit_code == 3 else str(exc), file=sys.stderr)
@@ -68,14 +73,12 @@ def run(args: argparse.Namespace) -> int:
     cpu_only = config.config.get("n_gpu") == 0  # pytorch-template's n_gpu: 0
     device = distributed.setup("cpu" if cpu_only and args.device == "auto" else args.device)
     setup_logging(config["trainer"]["verbosity"] if distributed.is_main() else 0)
-    random.seed(config["seed"])
-    np.random.seed(config["seed"])
-    torch.manual_seed(config["seed"])  # the data loaders' default seed too
+    seed_everything(config["seed"])  # the data loaders' default seed too
     if args.smoke:
         return smoke(config, device)
     trainer = config.build_trainer(device, config.build_data_loader())
     if distributed.world_size() > 1:  # each process its own dropout masks (the data order has its own seed)
-        torch.manual_seed(config["seed"] + distributed.rank())
+        seed_everything(config["seed"] + distributed.rank())
     if checkpoint is not None:
         trainer.resume(checkpoint)
         if trainer.start_epoch > trainer.epochs:
@@ -91,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
             logging.getLogger("train").info("Run folder: %s%s", run_dir, where)
         trainer.train(run_dir)
     return 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def smoke(config: ConfigParser, device: torch.device) -> int:

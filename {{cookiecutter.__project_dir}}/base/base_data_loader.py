@@ -5,7 +5,9 @@ the sampler can start an epoch part-way, so a resumed run sees exactly the batch
 one would have seen.
 """
 
+import atexit
 import math
+import multiprocessing
 import random
 import signal
 
@@ -113,6 +115,15 @@ def ignore_stop_signals(worker_id: int) -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
+def _end_workers_at_exit() -> None:
+    """Workers that ignore SIGTERM would outlive the process: at exit, multiprocessing ends its
+    daemon children with SIGTERM and waits for them. Kill them first (a worker holds no state
+    worth saving). Registered after multiprocessing's own exit hook, so it runs before it."""
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()
+
+
 def _padded(order: torch.Tensor, multiple: int) -> torch.Tensor:
     """`order` with its first samples repeated at the end until its length divides by `multiple`."""
     missing = -len(order) % multiple
@@ -177,6 +188,9 @@ class BaseDataLoader:
             # In this process augmentations draw from the global random state, which checkpoints
             # keep; in workers each sample gets its own seed.
             self.batch_sampler.with_seeds = workers
+            if workers:
+                atexit.unregister(_end_workers_at_exit)  # once, and after multiprocessing's hook
+                atexit.register(_end_workers_at_exit)
             self._loader = DataLoader(
                 SeededSamples(self.dataset) if workers else self.dataset,
                 batch_sampler=self.batch_sampler,

@@ -18,7 +18,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from base.batches import MetricTracker, accumulation_groups, as_step_result, batch_size, progress, to_device
 from utils import distributed
-from utils.checkpoint import CheckpointWriter, checkpoint_name, load_model_state, sweep_temp_files
+from utils.checkpoint import (
+    CheckpointWriter,
+    checkpoint_name,
+    load_model_state,
+    random_states,
+    restore_random_states,
+    sweep_temp_files,
+)
 from utils.errors import ConfigError, UserError, WriteError
 from utils.stopping import Interrupted, RunGuard, TrainingStopped
 
@@ -295,12 +302,9 @@ class BaseTrainer:
         """Save everything that shapes the rest of the run as each of `names`. Call it on every
         process: all agree on the metric sums, the main process alone writes."""
         train_metrics = self.train_metrics.state_dict() if self.samples_done else None  # mid-epoch only
-        cuda = self.device.type == "cuda"
         # every process draws its own dropout masks (train.py seeds them apart): keep each one's state
-        rng = {
-            "torch": distributed.all_gather(torch.get_rng_state()),
-            "cuda": distributed.all_gather(torch.cuda.get_rng_state(self.device)) if cuda else None,
-        }
+        states = distributed.all_gather(random_states(self.device))
+        rng = {kind: [state[kind] for state in states] for kind in states[0]}
         if self.run_dir is None:
             return
         state = {
@@ -340,21 +344,11 @@ class BaseTrainer:
             )
         if checkpoint.get("monitor") == self.settings["monitor"]:  # a changed monitor starts afresh
             self.mnt_best, self.not_improved_count = checkpoint["monitor_best"], checkpoint["not_improved_count"]
-        self._restore_rng(checkpoint["rng"])
+        restore_random_states(
+            checkpoint["rng"], distributed.rank(), self.device, self.config["seed"] + self.global_step
+        )
         where = f"{self.samples_done} samples into epoch {self.start_epoch}" if self.samples_done else ""
         logger.info("Resumed %s (step %d)", where or f"after epoch {checkpoint['epoch']}", self.global_step)
-
-    def _restore_rng(self, rng: dict) -> None:
-        """Each process continues its own random stream; with more processes than saved them, the
-        new ones start streams of their own."""
-        rank = distributed.rank()
-        cpu, cuda = ([s] if isinstance(s, torch.Tensor) else s or [] for s in (rng["torch"], rng.get("cuda")))
-        if rank >= len(cpu):
-            torch.manual_seed(self.config["seed"] * 1_000_003 + rank * 1009 + self.global_step)
-            return
-        torch.set_rng_state(cpu[rank])
-        if self.device.type == "cuda" and rank < len(cuda):
-            torch.cuda.set_rng_state(cuda[rank], self.device)
 
 
 def _restore(key: str, target, checkpoint: dict, config: dict) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+import train
 from parse_config import ConfigParser, load_config, set_by_path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ def config_for_tests(*assignments: str) -> dict:
 def build_trainer(*assignments: str, config: dict | None = None):
     """A real trainer on the CPU from the tests' config, seeded as train.py seeds it."""
     parsed = ConfigParser(config_for_tests(*assignments) if config is None else config)
-    torch.manual_seed(parsed.config.get("seed", 0))
+    train.seed_everything(parsed.config.get("seed", 0))
     return parsed.build_trainer(torch.device("cpu"), parsed.build_data_loader())
 
 

@@ -104,6 +104,18 @@ class AugmentedDigits(BaseDataLoader):
         super().__init__(NoisyDigits(data_dir, training), batch_size, shuffle, validation_split, num_workers)
 
 
+def loss_failing_on_rank_1(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A loss that fails as a config mistake would (labels out of range), on the second process
+    of a torchrun run alone: as a data problem in one process's share of the data would."""
+    second = torch.distributed.is_initialized() and torch.distributed.get_rank() == 1
+    return F.cross_entropy(output, target + 100 * second)
+
+
+def loss_with_a_bug(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A user's loss with a bug in it."""
+    raise ValueError("a bug in the user's loss")
+
+
 class BallastNet(TinyCNN):
     """TinyCNN carrying `megabytes` of extra weights it never uses: its checkpoints take a while
     to write, so that a signal can arrive during a save."""

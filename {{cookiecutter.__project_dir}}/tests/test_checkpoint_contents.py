@@ -35,6 +35,8 @@ CASES = {
     "step-as-a-float": (put("global_step", 2.5), "'global_step' should be a number of steps", False),
     "random-state-not-tensors": (put("rng", {"torch": "seed", "cuda": None}), "'rng' should hold", False),
     "best-score-as-text": (put("monitor_best", "0.9"), "'monitor_best' should be a number", False),
+    "mid-epoch-without-metric-sums": (put("samples_done", 640), "holds no 'train_metrics'", False),
+    "python-random-state-cut": (lambda c: c["rng"]["python"][0].pop(), "no usable python random state", False),
     "a-non-tensor-weight": (lambda c: c["state_dict"].__setitem__("w", 3), "no 'state_dict' of tensors", True),
     "nan-weights": (poison_weights, "holds NaN or infinite weights", True),
     "no-config": (drop("config"), "no config", True),

@@ -105,13 +105,13 @@ def test_compiled_model_trains_and_saves_plain_weights(tmp_path):
 
 def test_a_failed_save_on_the_main_process_ends_every_process_with_one_message(tmp_path):
     """The main process alone writes checkpoints; when a write fails (here its run folder is
-    removed), every process stops within seconds, and only the main one says why."""
+    moved away), every process stops within seconds, and only the main one says why."""
     sets = ["trainer.epochs=1000", f"trainer.save_dir={tmp_path.as_posix()}"]
     process = start_script(
         "train.py", "-c", TEST_CONFIG, *(arg for s in sets for arg in ("--set", s)), command=TORCHRUN
     )
     read_until(process, "checkpoint-epoch1.pth")
-    shutil.rmtree(only_run_dir(tmp_path))
+    only_run_dir(tmp_path).rename(tmp_path / "moved away")  # (atomic: rmtree could race a write)
     removed = time.monotonic()
     output, _ = process.communicate(timeout=120)
     assert process.returncode != 0
@@ -126,3 +126,13 @@ def test_a_config_error_under_torchrun_is_printed_once(tmp_path):
     """Every process finds the same mistake; only the first one prints it."""
     result = torchrun("train.py", "-c", TEST_CONFIG, "--set", "optimizer.args.lr=-1")
     assert result.stderr.count("error: config key 'optimizer'") == 1, result.stderr
+
+
+def test_a_mistake_on_one_process_alone_is_printed_by_it_and_ends_all():
+    """The dry run fails on the second process only: it says why (naming itself), the others
+    stop quietly, and nobody waits for the others."""
+    result = torchrun("train.py", "-c", TEST_CONFIG, "--set", "loss=tests.parts.loss_failing_on_rank_1")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: [rank 1] config key 'loss'"), result.stderr
+    # the second process ends with 2; torchrun may end the first before it is done
+    assert "2" in re.findall(r"^\s*exitcode\s*:\s*(-?\d+)", result.stderr, re.MULTILINE)

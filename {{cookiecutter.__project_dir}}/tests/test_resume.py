@@ -15,6 +15,7 @@ posix_only = pytest.mark.skipif(os.name != "posix", reason="needs SIGUSR1")
 SETUPS = {
     "accumulate": ["trainer.accumulate=2"],
     "workers-and-augmentation": ["data_loader.type=tests.parts.AugmentedDigits", "data_loader.args.num_workers=2"],
+    "augmentation-in-this-process": ["data_loader.type=tests.parts.AugmentedDigits", "data_loader.args.num_workers=0"],
 }
 # The n-th training loss of the run: 21 batches per epoch.
 STOPS = {"first-batch": 1, "last-batch": 21, "mid-epoch": 30}
@@ -50,7 +51,7 @@ def test_any_stop_point_resumes_bit_identically(reference, tmp_path, stop):
 
 def test_augmentation_in_workers_follows_the_sample_not_the_worker(tmp_path):
     """Each sample's random augmentation comes from its place in the epoch: 1 or 3 worker
-    processes load the same batches, so a run does not depend on `num_workers`."""
+    processes load the same batches, so a run does not depend on how many there are."""
     batches = []
     for workers in (1, 2):
         loader = build_trainer(*SETUPS["workers-and-augmentation"], f"data_loader.args.num_workers={workers}")

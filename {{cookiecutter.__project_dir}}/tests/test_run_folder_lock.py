@@ -25,22 +25,31 @@ def in_project_dir(monkeypatch):
     monkeypatch.chdir(PROJECT_DIR)
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A run folder with one checkpoint, under save_dir `tmp_path`."""
-    folder = tmp_path_factory.mktemp("saved") / "Tests" / "20260101-000000"
+def trained_run(save_dir):
+    """A run folder with one checkpoint, under `save_dir`."""
+    folder = save_dir / "Tests" / "20260101-000000"
     folder.mkdir(parents=True)
     build_trainer("trainer.epochs=1").train(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
-def holder(run_dir):
+def run_dir(tmp_path_factory):
+    return trained_run(tmp_path_factory.mktemp("saved"))
+
+
+def hold(run_dir) -> subprocess.Popen:
     """Another process holding the run folder, as a live train.py does."""
     process = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(run_dir)], cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True
     )
     assert process.stdout.readline() == "held\n"
+    return process
+
+
+@pytest.fixture(scope="module")
+def holder(run_dir):
+    process = hold(run_dir)
     yield process
     process.kill()
     process.wait()
@@ -59,8 +68,10 @@ def test_a_second_writer_is_refused_naming_the_first(run_dir, holder, capsys, ho
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
-def test_the_lock_dies_with_its_process(run_dir, holder):
+def test_the_lock_dies_with_its_process(tmp_path):
     """kill -9 leaves no stale lock: the operating system releases it."""
+    run_dir = trained_run(tmp_path)
+    holder = hold(run_dir)
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
     args = ["-c", TEST_CONFIG, "--set", f"trainer.save_dir={run_dir.parents[1].as_posix()}"]

@@ -56,3 +56,15 @@ def test_a_resumed_run_after_a_group_signal_finishes(tmp_path):
     resumed = run_script(*train_args(tmp_path), *WORKERS, "--set", "trainer.epochs=2", "-r", "auto")
     assert resumed.returncode == 0, resumed.stderr
     assert "epoch 2/2" in resumed.stdout
+
+
+@pytest.mark.parametrize(
+    "mistake, exit_code",
+    [(["--set", "lr_scheduler.args.step_size=0"], 2), (["--set", "loss=tests.parts.loss_with_a_bug"], 1)],
+    ids=["refused-config", "bug-in-the-users-loss"],
+)
+def test_an_error_exit_with_worker_processes_ends_at_once(tmp_path, mistake, exit_code):
+    """Worker processes ignore stop signals; a run that ends in an error still takes them along
+    instead of waiting for them forever."""
+    result = run_script(*train_args(tmp_path), *WORKERS, *mistake, timeout=60)
+    assert result.returncode == exit_code, result.stderr

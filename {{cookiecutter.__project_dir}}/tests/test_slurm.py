@@ -31,10 +31,11 @@ def sbatch(tmp_path, *args: str, restarts: int = 0) -> subprocess.Popen:
         "LAUNCHER": sys.executable,
         "SLURM_JOB_ID": "4242",
         "SLURM_RESTART_COUNT": str(restarts),
+        "SAVE_DIR": (tmp_path / "saved").as_posix(),
         "OMP_NUM_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    sets = ["trainer.verbosity=2", f"trainer.save_dir={(tmp_path / 'saved').as_posix()}", *args]
+    sets = ["trainer.verbosity=2", *args]
     command = ["bash", "slurm/train.sbatch", "-c", TEST_CONFIG, *(arg for s in sets for arg in ("--set", s))]
     return subprocess.Popen(
         command, cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -42,6 +43,7 @@ def sbatch(tmp_path, *args: str, restarts: int = 0) -> subprocess.Popen:
 
 
 def test_the_time_limit_warning_saves_requeues_and_the_requeued_job_resumes(tmp_path):
+    (tmp_path / "saved" / "job999" / "20260101-000000").mkdir(parents=True)  # another job's run
     job = sbatch(tmp_path, "trainer.epochs=1000")
     read_until(job, "step 5 loss")
     job.send_signal(signal.SIGUSR1)  # --signal=B:USR1@90 signals the batch script alone
@@ -49,10 +51,19 @@ def test_the_time_limit_warning_saves_requeues_and_the_requeued_job_resumes(tmp_
     assert job.returncode == 75, output
     assert "Traceback" not in output and "stopped by SIGUSR1" in output
     assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"
-    assert list((tmp_path / "saved").glob("*/*/checkpoint-epoch1-step*.pth"))
+    assert list((tmp_path / "saved" / "job4242").glob("*/checkpoint-epoch1-step*.pth"))
 
     requeued = sbatch(tmp_path, "trainer.epochs=2", restarts=1)
     output, _ = requeued.communicate(timeout=300)
     assert requeued.returncode == 0, output
     assert "Resuming from" in output and "samples into epoch 1" in output and "epoch 2/2" in output
     assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n", "a finished job is not requeued"
+
+
+def test_a_job_requeued_before_its_first_checkpoint_starts_afresh(tmp_path):
+    """Preempted before it saved anything: the requeued job trains from the start (no -r auto,
+    which would refuse: there is no checkpoint of this job to continue)."""
+    job = sbatch(tmp_path, "trainer.epochs=1", restarts=1)
+    output, _ = job.communicate(timeout=300)
+    assert job.returncode == 0, output
+    assert "Resuming from" not in output and "epoch 1/1" in output

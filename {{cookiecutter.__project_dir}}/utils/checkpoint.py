@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import socket
 import sys
@@ -20,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
@@ -160,9 +162,48 @@ def _check_contents(path: Path, checkpoint, resume: bool) -> None:
     states = [states] if isinstance(states, torch.Tensor) else states  # one per process, or one
     if not isinstance(states, list) or not all(isinstance(t, torch.Tensor) for t in states) or (resume and not states):
         raise CheckpointError(f"checkpoint '{path}': 'rng' should hold torch's random states as tensors")
+    if resume and checkpoint["samples_done"] and not isinstance(checkpoint["train_metrics"], dict):
+        raise CheckpointError(f"checkpoint '{path}' stops mid-epoch but holds no 'train_metrics' to continue it")
+    for kind, size in (("python", 3), ("numpy", 5)) if resume else ():
+        entries = checkpoint["rng"].get(kind, [])
+        if not isinstance(entries, list) or not all(isinstance(e, list | tuple) and len(e) == size for e in entries):
+            raise CheckpointError(f"checkpoint '{path}': 'rng' holds no usable {kind} random state")
     bad = next((k for k, t in weights.items() if t.is_floating_point() and not t.isfinite().all()), None)
     if bad is not None:
         raise CheckpointError(f"checkpoint '{path}' holds NaN or infinite weights (first: {bad}); use an earlier one")
+
+
+def random_states(device: torch.device) -> dict:
+    """This process's random states (torch's, the GPU's, Python's, numpy's) as plain data."""
+    version, keys, gauss = random.getstate()
+    name, mt, position, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "python": [version, list(keys), gauss],
+        "numpy": [name, mt.tolist(), position, has_gauss, cached],
+    }
+
+
+def restore_random_states(rng: dict, rank: int, device: torch.device, new_seed: int) -> None:
+    """Give process `rank` its saved random states; a process beyond the saved ones (more of
+    them than before) starts streams of its own from `new_seed` and its rank."""
+    states = {kind: [value] if isinstance(value, torch.Tensor) else value or [] for kind, value in rng.items()}
+    if rank >= len(states["torch"]):
+        seed = new_seed * 1_000_003 + rank
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        return
+    torch.set_rng_state(states["torch"][rank])
+    if device.type == "cuda" and isinstance((states.get("cuda") or [None] * (rank + 1))[rank], torch.Tensor):
+        torch.cuda.set_rng_state(states["cuda"][rank], device)
+    if rank < len(states.get("python", [])):  # (checkpoints of earlier versions lack these two)
+        version, keys, gauss = states["python"][rank]
+        random.setstate((version, tuple(keys), gauss))
+    if rank < len(states.get("numpy", [])):
+        name, keys, position, has_gauss, cached = states["numpy"][rank]
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
 
 
 def load_model_state(model: torch.nn.Module, state_dict: dict) -> None:
@@ -312,6 +353,8 @@ def run_folder(config: dict, resume_path: Path | None, guard):
             try:
                 run_dir = open_run_dir(config, resume_path)
                 stack.enter_context(lock_run_dir(run_dir))
+                if run_dir == getattr(resume_path, "parent", None) and run_checkpoints(run_dir)[-1] != resume_path:
+                    raise ConfigError(f"the run of '{resume_path}' went on while this one started; resume again")
             except UserError as exc:
                 guard.fail(exc)  # alone: raised at once; under torchrun: by every process, below
         guard.agree()
@@ -330,10 +373,14 @@ def lock_run_dir(run_dir: Path | None):
     lock, owner = FileLock(run_dir / ".lock", timeout=0), run_dir / ".lock-owner"
     try:
         lock.acquire()
-    except Timeout:
+    except Timeout:  # (an OSError too: first)
         who = owner.read_text(encoding="utf-8").strip() if owner.is_file() else "another process"
         raise ConfigError(
             f"run folder '{run_dir}' is in use by {who}; stop that run first, or wait for it to end"
+        ) from None
+    except (OSError, NotImplementedError) as exc:
+        raise ConfigError(
+            f"cannot lock run folder '{run_dir}' ({first_line(exc)}); does its filesystem support file locks?"
         ) from None
     try:
         owner.write_text(f"train.py (pid {os.getpid()} on {socket.gethostname()})\n", encoding="utf-8")

@@ -25,7 +25,8 @@ def setup(device_name: str) -> torch.device:
     device = torch.device("cpu")
     if use_cuda:
         local_rank = int(os.environ["LOCAL_RANK"])
-        if local_rank >= torch.cuda.device_count():
+        # checked by every process (not only those without a GPU), so that the main one says it
+        if int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1)) > torch.cuda.device_count():
             raise ConfigError(
                 f"torchrun started more processes per node than the {torch.cuda.device_count()} GPU(s) here; "
                 "lower --nproc_per_node"
@@ -71,8 +72,10 @@ def world_size() -> int:
 
 
 def rank() -> int:
-    # Before the group is joined, torchrun's RANK still tells which process this is.
-    return dist.get_rank() if _active() else int(os.environ.get("RANK", "0"))
+    if _active():
+        return dist.get_rank()
+    # Before the group is joined, torchrun's RANK tells which process this is (alone, it is 0).
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
 
 
 def is_main() -> bool:
@@ -100,14 +103,13 @@ def _all_reduce(tensor: torch.Tensor, op: str) -> torch.Tensor:
     return tensor
 
 
-def all_gather(tensor: torch.Tensor) -> list[torch.Tensor]:
-    """`tensor` of every process, in rank order (the same shape on all); on the CPU."""
+def all_gather(value) -> list:
+    """`value` (tensors, numbers, lists, dicts) of every process, in rank order."""
     if not _active():
-        return [tensor.cpu()]
-    moved = tensor.cuda() if dist.get_backend() == "nccl" else tensor  # NCCL gathers CUDA tensors only
-    gathered = [torch.empty_like(moved) for _ in range(world_size())]
-    dist.all_gather(gathered, moved)
-    return [t.cpu() for t in gathered]
+        return [value]
+    gathered = [None] * world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def broadcast_buffers(module: torch.nn.Module) -> None:

@@ -46,9 +46,9 @@ class DataError(UserError):
         super().__init__(message)
 
 
-def report(error: UserError) -> int:
+def report(error: UserError, prefix: str = "") -> int:
     """Print a user error as one line on stderr; return its exit code."""
-    print(f"error: {first_line(error)}", file=sys.stderr)
+    print(f"error: {prefix}{first_line(error)}", file=sys.stderr)
     return 2
 
 

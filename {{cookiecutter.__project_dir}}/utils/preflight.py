@@ -26,11 +26,19 @@ from utils.errors import ConfigError, UserError, first_line
 
 
 def check(trainer) -> None:
-    """Raise a `ConfigError` naming the config key when one training step cannot run."""
-    with _random_state_kept(trainer.device):
-        batch = _first_batch(trainer)
-        _one_step(trainer, batch)
-    _optimizer_and_scheduler(trainer)
+    """Raise a `ConfigError` naming the config key when one training step cannot run. Under
+    torchrun each process tries its own share of the data, then all agree: if one failed, all stop."""
+    model, trainer.model = trainer.model, trainer.raw_model  # without DDP, one failure cannot hang the others
+    try:
+        with _random_state_kept(trainer.device):
+            batch = _first_batch(trainer)
+            _one_step(trainer, batch)
+        _optimizer_and_scheduler(trainer)
+    except UserError as exc:
+        trainer.guard.fail(exc)  # alone: raised at once
+    finally:
+        trainer.model = model
+    trainer.guard.agree()
 
 
 def _first_batch(trainer):
@@ -134,8 +142,8 @@ def _optimizer_and_scheduler(trainer) -> None:
 
 def _raise_if_bug(exc: Exception) -> None:
     """Re-raise `exc` with its traceback when it was raised in the project's own code."""
-    if isinstance(exc, UserError):
-        raise exc
+    if isinstance(exc, UserError) or "in DataLoader worker process" in str(exc):
+        raise exc  # (a worker's error carries the worker's traceback in its message)
     frames = traceback.extract_tb(exc.__traceback__)
     path = Path(frames[-1].filename).resolve() if frames else Path(__file__)
     if path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts) and path != Path(__file__).resolve():

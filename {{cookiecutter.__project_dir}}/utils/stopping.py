@@ -95,10 +95,12 @@ class StopSignal:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.received is None:  # else the process is stopping: the rest of a burst must not kill it first
-            for signum, handler in self._previous.items():
-                signal.signal(signum, handler)
+    def __exit__(self, exc_type, *exc) -> None:
+        # After a signal or an error the process is on its way out: the rest of a burst, or
+        # torchrun ending the other processes, must not kill it before it has said why.
+        stopping = self.received is not None or exc_type is not None
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_IGN if stopping else handler)
         self._previous.clear()
 
 
@@ -161,12 +163,13 @@ class RunGuard:
         """True on every process when `stop` is true on one. A collective (a barrier, too): when a
         process recorded a failure, it raises it and all others raise `FailedElsewhere` with the
         same exit code, so one message is printed and every process ends."""
-        code = (
-            0
-            if self.failure is None
-            else getattr(self.failure, "exit_code", 2 * isinstance(self.failure, UserError) or 1)
-        )
-        flags = distributed.all_reduce_max(torch.tensor([float(stop), float(code)], device=self._device))
+        failure = self.failure
+        code = 0 if failure is None else getattr(failure, "exit_code", 2 if isinstance(failure, UserError) else 1)
+        main_code = code if distributed.is_main() else 0
+        flags = distributed.all_reduce_max(torch.tensor([float(stop), code, main_code], device=self._device))
+        if flags[1] and failure is None:
+            raise FailedElsewhere(int(flags[1]))
         if flags[1]:
-            raise self.failure if self.failure is not None else FailedElsewhere(int(flags[1]))
+            failure.only_here = not flags[2]  # the main process has nothing to say: this one says it
+            raise failure
         return bool(flags[0])
