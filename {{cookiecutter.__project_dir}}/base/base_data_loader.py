@@ -72,11 +72,11 @@ class ResumableBatchSampler(Sampler[list[int]]):
         if not self.with_seeds:
             return (batch.tolist() for batch in self.batches())
         # A sample's seed follows from its place in the epoch's order, over all processes.
-        first = epoch_seed(self.seed, self.epoch) * 1_000_003
-        places = self._share(torch.arange(len(self._order())))
+        first, order = epoch_seed(self.seed, self.epoch) * 1_000_003, self._order()
+        places = self._share(torch.arange(len(order)))
         return (
             [(i, (first + place) % 2**63) for i, place in zip(batch.tolist(), where.tolist(), strict=True)]
-            for batch, where in zip(self.batches(), places, strict=True)
+            for batch, where in zip(self._share(order), places, strict=True)
         )
 
     def __len__(self) -> int:

@@ -158,16 +158,10 @@ def _check_contents(path: Path, checkpoint, resume: bool) -> None:
             or (key == "optimizer" and "param_groups" not in value)
         ):
             raise CheckpointError(f"checkpoint '{path}': '{key}' should be {meaning}, not {type(value).__name__}")
-    states = checkpoint["rng"].get("torch") if resume else []
-    states = [states] if isinstance(states, torch.Tensor) else states  # one per process, or one
-    if not isinstance(states, list) or not all(isinstance(t, torch.Tensor) for t in states) or (resume and not states):
-        raise CheckpointError(f"checkpoint '{path}': 'rng' should hold torch's random states as tensors")
     if resume and checkpoint["samples_done"] and not isinstance(checkpoint["train_metrics"], dict):
         raise CheckpointError(f"checkpoint '{path}' stops mid-epoch but holds no 'train_metrics' to continue it")
-    for kind, size in (("python", 3), ("numpy", 5)) if resume else ():
-        entries = checkpoint["rng"].get(kind, [])
-        if not isinstance(entries, list) or not all(isinstance(e, list | tuple) and len(e) == size for e in entries):
-            raise CheckpointError(f"checkpoint '{path}': 'rng' holds no usable {kind} random state")
+    if resume:
+        _check_random_states(path, checkpoint["rng"])
     bad = next((k for k, t in weights.items() if t.is_floating_point() and not t.isfinite().all()), None)
     if bad is not None:
         raise CheckpointError(f"checkpoint '{path}' holds NaN or infinite weights (first: {bad}); use an earlier one")
@@ -196,14 +190,31 @@ def restore_random_states(rng: dict, rank: int, device: torch.device, new_seed: 
         np.random.seed(seed % 2**32)
         return
     torch.set_rng_state(states["torch"][rank])
-    if device.type == "cuda" and isinstance((states.get("cuda") or [None] * (rank + 1))[rank], torch.Tensor):
-        torch.cuda.set_rng_state(states["cuda"][rank], device)
+    cuda = states.get("cuda", [])
+    if device.type == "cuda" and rank < len(cuda) and isinstance(cuda[rank], torch.Tensor):
+        torch.cuda.set_rng_state(cuda[rank], device)
     if rank < len(states.get("python", [])):  # (checkpoints of earlier versions lack these two)
         version, keys, gauss = states["python"][rank]
         random.setstate((version, tuple(keys), gauss))
     if rank < len(states.get("numpy", [])):
         name, keys, position, has_gauss, cached = states["numpy"][rank]
         np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
+
+
+def _check_random_states(path: Path, rng: dict) -> None:
+    """One state per process: torch's a tensor (a lone tensor in checkpoints of earlier versions),
+    Python's and numpy's lists of 3 and 5 entries (earlier versions lack them)."""
+    torch_states = [rng.get("torch")] if isinstance(rng.get("torch"), torch.Tensor) else rng.get("torch")
+    if (
+        not isinstance(torch_states, list)
+        or not torch_states
+        or not all(isinstance(t, torch.Tensor) for t in torch_states)
+    ):
+        raise CheckpointError(f"checkpoint '{path}': 'rng' should hold torch's random states as tensors")
+    for kind, size in (("python", 3), ("numpy", 5)):
+        entries = rng.get(kind, [])
+        if not isinstance(entries, list) or not all(isinstance(e, list | tuple) and len(e) == size for e in entries):
+            raise CheckpointError(f"checkpoint '{path}': 'rng' holds no usable {kind} random state")
 
 
 def load_model_state(model: torch.nn.Module, state_dict: dict) -> None:
@@ -333,10 +344,14 @@ def create_run_dir(config: dict) -> Path:
     raise ConfigError(f"could not create a new run folder in '{parent}'; clean it up")
 
 
+def _is_latest(checkpoint: Path) -> bool:
+    return run_checkpoints(checkpoint.parent)[-1:] == [checkpoint]
+
+
 def open_run_dir(config: dict, resume_path: Path | None) -> Path:
     """The resumed run's folder, or a new one: also when resuming from a checkpoint that is not
     the run's latest, since continuing there would overwrite the later checkpoints."""
-    if resume_path is not None and run_checkpoints(resume_path.parent)[-1:] == [resume_path]:
+    if resume_path is not None and _is_latest(resume_path):
         return resume_path.parent
     run_dir = create_run_dir(config)
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -353,7 +368,7 @@ def run_folder(config: dict, resume_path: Path | None, guard):
             try:
                 run_dir = open_run_dir(config, resume_path)
                 stack.enter_context(lock_run_dir(run_dir))
-                if run_dir == getattr(resume_path, "parent", None) and run_checkpoints(run_dir)[-1] != resume_path:
+                if run_dir == getattr(resume_path, "parent", None) and not _is_latest(resume_path):
                     raise ConfigError(f"the run of '{resume_path}' went on while this one started; resume again")
             except UserError as exc:
                 guard.fail(exc)  # alone: raised at once; under torchrun: by every process, below
@@ -362,13 +377,10 @@ def run_folder(config: dict, resume_path: Path | None, guard):
 
 
 @contextlib.contextmanager
-def lock_run_dir(run_dir: Path | None):
+def lock_run_dir(run_dir: Path):
     """Hold `run_dir` while training into it: a second train.py into a live run (`-r auto` while it
     still trains, say) is refused with one line naming the process that holds it. The lock is the
     operating system's, so it is released even when that process is killed."""
-    if run_dir is None:  # not the main process: it writes nothing
-        yield
-        return
     run_dir = Path(run_dir)
     lock, owner = FileLock(run_dir / ".lock", timeout=0), run_dir / ".lock-owner"
     try:

@@ -61,8 +61,8 @@ class NonFiniteLoss(TrainingStopped):
 class StopSignal:
     """While active, the first stop signal only sets `received`; the run saves and stops.
 
-    Signals come in bursts: Ctrl-C reaches every process of a terminal and torchrun forwards its
-    own, a batch scheduler signals the whole process group. Every signal within `SAME_REQUEST_S`
+    Signals come in bursts: Ctrl-C reaches every process of a terminal, a batch scheduler may
+    signal the job step and its whole process group, a user presses Ctrl-C twice. Every signal within `SAME_REQUEST_S`
     of the first is the same request, and so is the next one, so that the checkpoint gets written.
     Only a further one exits at once (checkpoints are atomic: even that leaves no broken file).
     """
