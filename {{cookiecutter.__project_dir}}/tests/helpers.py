@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import torch
@@ -87,6 +88,29 @@ def read_until(process: subprocess.Popen, marker: str) -> list[str]:
         if marker in line:
             return lines
     raise AssertionError(f"process ended before printing {marker!r}:\n{''.join(lines)}")
+
+
+def finish(process: subprocess.Popen, timeout: float) -> str:
+    """Wait for `process` to end and return the rest of its output; kill it after `timeout` s.
+
+    Reads through `process.stdout`: `communicate(timeout=...)` reads the pipe itself and would
+    skip the lines that `read_until` has already buffered there."""
+    timed_out = threading.Event()
+
+    def kill() -> None:
+        timed_out.set()
+        process.kill()
+
+    killer = threading.Timer(timeout, kill)
+    killer.start()
+    try:
+        rest = process.stdout.read()
+        process.wait()
+    finally:
+        killer.cancel()
+    if timed_out.is_set():
+        raise subprocess.TimeoutExpired(process.args, timeout, output=rest)
+    return rest
 
 
 def step_losses(output: str) -> dict[int, str]:

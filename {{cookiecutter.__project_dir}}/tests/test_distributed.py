@@ -15,6 +15,7 @@ from tests.helpers import (
     PROJECT_DIR,
     TEST_CONFIG,
     build_trainer,
+    finish,
     only_run_dir,
     read_until,
     run_script,
@@ -82,7 +83,7 @@ def test_sigterm_to_torchrun_saves_and_resumes_exactly(tmp_path, kind):
         if "step 3 loss" in line:
             process.send_signal(signal.SIGTERM)
             break
-    process.communicate(timeout=120)
+    finish(process, timeout=120)
     (checkpoint,) = (tmp_path / "run").glob("*/*/checkpoint-epoch1-step10.pth")
     resumed = torchrun("train.py", "-r", str(checkpoint))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -113,7 +114,7 @@ def test_a_failed_save_on_the_main_process_ends_every_process_with_one_message(t
     read_until(process, "checkpoint-epoch1.pth")
     only_run_dir(tmp_path).rename(tmp_path / "moved away")  # (atomic: rmtree could race a write)
     removed = time.monotonic()
-    output, _ = process.communicate(timeout=120)
+    output = finish(process, timeout=120)
     assert process.returncode != 0
     assert time.monotonic() - removed < 30, "the next epoch's save fails, and all stop soon after"
     assert output.count("error: could not write checkpoint") == 1, output

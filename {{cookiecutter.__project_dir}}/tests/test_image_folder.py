@@ -13,6 +13,7 @@ from data_loader.image_folder import ImageFolderDataLoader
 from parse_config import ConfigParser, load_config
 from tests.helpers import (
     PROJECT_DIR,
+    finish,
     only_run_dir,
     read_until,
     run_script,
@@ -189,7 +190,7 @@ def test_sigterm_to_the_process_group_with_workers_saves_and_resumes(tmp_path):
     )
     read_until(process, "step 3 loss")
     os.killpg(process.pid, signal.SIGTERM)
-    output, _ = process.communicate(timeout=60)
+    output = finish(process, timeout=60)
     assert process.returncode == 143 and "Traceback" not in output, output
     resumed = run_script("train.py", *args, "--set", "trainer.epochs=2", "-r", "auto")
     assert resumed.returncode == 0, resumed.stderr

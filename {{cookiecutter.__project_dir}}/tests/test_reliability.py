@@ -16,6 +16,7 @@ import train
 from tests.helpers import (
     PROJECT_DIR,
     TEST_CONFIG,
+    finish,
     only_run_dir,
     read_until,
     run_script,
@@ -63,7 +64,7 @@ def test_signal_to_a_real_process_saves_and_resumes_exactly(tmp_path, uninterrup
     before = read_until(process, "step 30 loss")
     sent = time.monotonic()
     process.send_signal(signum)
-    rest, _ = process.communicate(timeout=30)
+    rest = finish(process, timeout=30)
     assert process.wait() == exit_code
     assert time.monotonic() - sent < 10
     assert "resume with: python train.py -r" in rest
@@ -83,7 +84,7 @@ def test_a_signal_delivered_twice_still_saves(tmp_path):
     read_until(process, "step 5 loss")
     process.send_signal(signal.SIGINT)
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=30)
+    finish(process, timeout=30)
     assert process.returncode == 130
     (checkpoint,) = tmp_path.glob("*/*/checkpoint-epoch1-step*.pth")
     torch.load(checkpoint, weights_only=True)
@@ -121,7 +122,7 @@ def test_kill_9_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path):
         read_until(process, "Saved")  # at least one checkpoint exists from here on
         time.sleep(rng.uniform(0.0, 1.5))
         process.kill()
-        process.communicate(timeout=30)
+        finish(process, timeout=30)
         newest = torch.load(run_checkpoints(only_run_dir(tmp_path))[-1], weights_only=True)
     last = newest["epoch"] + 2
     finished = run_script(*train_args(tmp_path), "--set", f"trainer.epochs={last}", "-r", "auto")
@@ -186,7 +187,7 @@ def test_changed_learning_rate_on_resume_is_applied(three_epochs, capsys):
 def test_two_runs_started_together_get_separate_folders(tmp_path):
     processes = [start_script(*train_args(tmp_path), "--set", "trainer.epochs=1") for _ in range(2)]
     for process in processes:
-        process.communicate(timeout=120)
+        finish(process, timeout=120)
         assert process.returncode == 0
     runs = [p for p in tmp_path.glob("*/*") if p.is_dir()]
     assert len(runs) == 2 and all((run / "checkpoint-epoch1.pth").is_file() for run in runs)

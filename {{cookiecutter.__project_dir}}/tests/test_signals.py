@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.helpers import TEST_CONFIG, only_run_dir, read_until, run_script, start_script
+from tests.helpers import TEST_CONFIG, finish, only_run_dir, read_until, run_script, start_script
 from utils.checkpoint import load_checkpoint, run_checkpoints
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")]
@@ -39,7 +39,7 @@ def test_signals_save_a_checkpoint_that_resumes(tmp_path, case):
     for signum in signals:
         os.killpg(process.pid, signum) if group else process.send_signal(signum)
         time.sleep(0.05)
-    output, _ = process.communicate(timeout=60)
+    output = finish(process, timeout=60)
     assert process.returncode == exit_code, output
     assert "Traceback" not in output and output.count("resume with: python train.py -r") == 1, output
     newest = run_checkpoints(only_run_dir(tmp_path))[-1]
@@ -52,7 +52,7 @@ def test_a_resumed_run_after_a_group_signal_finishes(tmp_path):
     process = start_script(*train_args(tmp_path), *WORKERS, group=True)
     read_until(process, "step 5 loss")
     os.killpg(process.pid, signal.SIGTERM)
-    process.communicate(timeout=60)
+    finish(process, timeout=60)
     resumed = run_script(*train_args(tmp_path), *WORKERS, "--set", "trainer.epochs=2", "-r", "auto")
     assert resumed.returncode == 0, resumed.stderr
     assert "epoch 2/2" in resumed.stdout

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.helpers import PROJECT_DIR, TEST_CONFIG, read_until
+from tests.helpers import PROJECT_DIR, TEST_CONFIG, finish, read_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -47,14 +47,14 @@ def test_the_time_limit_warning_saves_requeues_and_the_requeued_job_resumes(tmp_
     job = sbatch(tmp_path, "trainer.epochs=1000")
     read_until(job, "step 5 loss")
     job.send_signal(signal.SIGUSR1)  # --signal=B:USR1@90 signals the batch script alone
-    output, _ = job.communicate(timeout=60)
+    output = finish(job, timeout=60)
     assert job.returncode == 75, output
     assert "Traceback" not in output and "stopped by SIGUSR1" in output
     assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"
     assert list((tmp_path / "saved" / "job4242").glob("*/checkpoint-epoch1-step*.pth"))
 
     requeued = sbatch(tmp_path, "trainer.epochs=2", restarts=1)
-    output, _ = requeued.communicate(timeout=300)
+    output = finish(requeued, timeout=300)
     assert requeued.returncode == 0, output
     assert "Resuming from" in output and "samples into epoch 1" in output and "epoch 2/2" in output
     assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n", "a finished job is not requeued"
@@ -64,6 +64,6 @@ def test_a_job_requeued_before_its_first_checkpoint_starts_afresh(tmp_path):
     """Preempted before it saved anything: the requeued job trains from the start (no -r auto,
     which would refuse: there is no checkpoint of this job to continue)."""
     job = sbatch(tmp_path, "trainer.epochs=1", restarts=1)
-    output, _ = job.communicate(timeout=300)
+    output = finish(job, timeout=300)
     assert job.returncode == 0, output
     assert "Resuming from" not in output and "epoch 1/1" in output

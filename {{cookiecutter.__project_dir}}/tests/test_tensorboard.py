@@ -5,7 +5,7 @@ import contextlib
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import TEST_CONFIG, build_trainer, only_run_dir, read_until, start_script
+from tests.helpers import TEST_CONFIG, build_trainer, finish, only_run_dir, read_until, start_script
 from trainer import Trainer
 from utils.checkpoint import load_checkpoint
 
@@ -75,7 +75,7 @@ def test_a_failing_tensorboard_writer_ends_the_run_like_a_failed_save(tmp_path):
         events.unlink(missing_ok=True)
         with contextlib.suppress(FileExistsError):
             events.mkdir()
-    output, _ = process.communicate(timeout=120)
+    output = finish(process, timeout=120)
     assert process.returncode == 2, output
     assert "Traceback" not in output and output.count("error: ") == 1, output
     assert f"error: could not write TensorBoard events in '{run_dir}'" in output
