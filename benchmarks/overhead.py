@@ -2,13 +2,16 @@
 
     python benchmarks/overhead.py                 # everything, about 3 minutes on 2 CPU cores
     python benchmarks/overhead.py --only trainer  # just the trainer-vs-raw-loop ratios
+    python benchmarks/overhead.py --only trainer --template ../old-checkout   # another version of it
 
 The generated project is baked into a temporary folder (hooks off) and imported from there. For
 each model, the generated trainer (default logging: TensorBoard on, a checkpoint every epoch,
 validation every epoch) and a hand-written loop (the five lines, plus the loss/accuracy sums and the
 validation pass any real loop needs) train the same model on the same data with the same batch size
 for the same number of steps, in alternation, `--repeats` times each; the ratio of the medians is
-printed. Torch runs on one thread: on a small machine the default thread count makes timings swing.
+printed, and the time from the start of training to the end of the first optimizer step (the
+trainer's `train()` call; the loop's first line), which shows what starting the logging costs.
+Torch runs on one thread: on a small machine the default thread count makes timings swing.
 """
 
 import argparse
@@ -24,12 +27,12 @@ from pathlib import Path
 TEMPLATE = Path(__file__).resolve().parents[1]
 
 
-def bake(output_dir: Path, smoke: bool) -> Path:
+def bake(output_dir: Path, smoke: bool, template: Path = TEMPLATE) -> Path:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if not smoke:
         env["PYTORCH_TEMPLATE_SKIP_SMOKE"] = "1"
     subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output_dir), str(TEMPLATE)],
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output_dir), str(template)],
         check=True,
         env=env,
         capture_output=True,
@@ -59,7 +62,7 @@ class TinyMLP(nn.Module):
 """
 
 
-def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -> list[tuple[str, float, float]]:
+def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -> list[tuple]:
     # The MLP goes into a file of its own in model/, as a user's model would.
     (project / "model" / "tiny_mlp.py").write_text(TINY_MLP, encoding="utf-8")
     sys.path.insert(0, str(project))
@@ -81,7 +84,7 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -
     ]
     results = []
     for label, arch, batch_size, logging_on in scenarios:
-        times = {"trainer": [], "raw": []}
+        times = {"trainer": [], "raw": [], "trainer first": [], "raw first": []}
         for _ in range(repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 config = json.loads(json.dumps(base_config))
@@ -97,20 +100,31 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -
                 trainer = parsed.build_trainer(device, parsed.build_data_loader())
                 run_dir = Path(tmp) / "run"
                 run_dir.mkdir()
+                first = first_step_clock(trainer.optimizer)
                 start = time.perf_counter()
                 trainer.train(run_dir)
                 times["trainer"].append(time.perf_counter() - start)
+                times["trainer first"].append(first[0] - start)
 
                 torch.manual_seed(0)
-                times["raw"].append(raw_loop(parsed, epochs, device, torch, F))
+                total, first_step = raw_loop(parsed, epochs, device, torch, F)
+                times["raw"].append(total)
+                times["raw first"].append(first_step)
         steps = trainer.global_step
-        medians = statistics.median(times["trainer"]), statistics.median(times["raw"])
-        results.append((f"{label} ({steps} steps)", *medians))
+        results.append((f"{label} ({steps} steps)", *(statistics.median(times[key]) for key in times)))
     return results
 
 
-def raw_loop(config, epochs: int, device, torch, F) -> float:
-    """The hand-written baseline: same model, data, split, batch size, optimizer and scheduler."""
+def first_step_clock(optimizer) -> list[float]:
+    """A list that receives the time at which `optimizer` finishes its first step."""
+    done: list[float] = []
+    optimizer.register_step_post_hook(lambda *_: done or done.append(time.perf_counter()))
+    return done
+
+
+def raw_loop(config, epochs: int, device, torch, F) -> tuple[float, float]:
+    """The hand-written baseline: same model, data, split, batch size, optimizer and scheduler.
+    Returns its time, and the time to the end of its first optimizer step."""
     loader = config.build_data_loader()
     images, labels = loader.dataset.tensors
     train_indices = loader.batch_sampler.indices
@@ -118,6 +132,7 @@ def raw_loop(config, epochs: int, device, torch, F) -> float:
     optimizer = config.init_obj("optimizer", model.parameters())
     scheduler = config.init_obj("lr_scheduler", optimizer)
     batch_size = loader.batch_size
+    first = first_step_clock(optimizer)
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         model.train()
@@ -143,7 +158,7 @@ def raw_loop(config, epochs: int, device, torch, F) -> float:
                 val_correct += (output.argmax(1) == y).sum()
         scheduler.step()
         _ = (loss_sum.item(), correct.item(), val_loss.item(), val_correct.item())
-    return time.perf_counter() - start
+    return time.perf_counter() - start, first[0] - start
 
 
 def startup(project: Path, repeats: int) -> tuple[float, float]:
@@ -172,9 +187,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6, help="epochs per timed run")
     parser.add_argument("--only", choices=["trainer", "startup", "bake"])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the trainer comparison only)")
+    parser.add_argument("--template", type=Path, default=TEMPLATE, help="the template to bake (default: this one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        project = bake(Path(tmp), smoke=False)
+        project = bake(Path(tmp), smoke=False, template=args.template)
         if args.only in (None, "startup"):
             help_s, import_s = startup(project, args.repeats)
             print(f"startup: train.py --help {help_s:.2f} s, python -c 'import torch' {import_s:.2f} s")
@@ -183,8 +199,13 @@ def main() -> None:
             print(f"bake: without smoke run {plain:.2f} s, with smoke run {smoke:.2f} s")
         if args.only in (None, "trainer"):
             print(f"trainer vs raw loop on {args.device}, {args.epochs} epochs, 1 torch thread, medians:")
-            for name, trainer_s, raw_s in trainer_vs_raw(project, args.repeats, args.epochs, args.device):
-                print(f"  {name:42s} trainer {trainer_s:.3f} s  raw {raw_s:.3f} s  ratio {trainer_s / raw_s:.3f}x")
+            for name, trainer_s, raw_s, trainer_first, raw_first in trainer_vs_raw(
+                project, args.repeats, args.epochs, args.device
+            ):
+                print(
+                    f"  {name:42s} trainer {trainer_s:.3f} s  raw {raw_s:.3f} s  ratio {trainer_s / raw_s:.3f}x  "
+                    f"first step: trainer {trainer_first * 1000:.1f} ms, raw {raw_first * 1000:.1f} ms"
+                )
 
 
 if __name__ == "__main__":

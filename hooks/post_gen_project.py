@@ -41,6 +41,8 @@ OPTIONS = json.loads(
   "dataset": {{ cookiecutter.dataset | tojson }},
   "config_format": {{ cookiecutter.config_format | tojson }},
   "tensorboard": {{ cookiecutter.tensorboard | tojson }},
+  "sweeps": {{ cookiecutter.sweeps | tojson }},
+  "mlflow": {{ cookiecutter.mlflow | tojson }},
   "github_actions": {{ cookiecutter.github_actions | tojson }},
   "pre_commit": {{ cookiecutter.pre_commit | tojson }},
   "license": {{ cookiecutter.license | tojson }}
@@ -95,6 +97,10 @@ def unused_paths(options):
     paths.append("config.yaml" if options["config_format"] == "json" else "config.json")
     if not is_yes(options["tensorboard"]):
         paths.append("tests/test_tensorboard.py")
+    if not is_yes(options["sweeps"]):
+        paths += ["sweep.py", "utils/search_space.py", "tests/test_sweep.py"]
+    if not is_yes(options["mlflow"]):
+        paths += ["logger/mlflow_tracker.py", "tests/test_mlflow.py"]
     if not is_yes(options["github_actions"]):
         paths.append(".github")
     if not is_yes(options["pre_commit"]):
@@ -112,6 +118,16 @@ def remove_unused(project_dir, options):
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+    if not is_yes(options["sweeps"]):
+        drop_schema_key(project_dir, "sweep")
+
+
+def drop_schema_key(project_dir, key):
+    """Take top-level ``key`` out of the project's config schema (a config may then not use it)."""
+    path = Path(project_dir, "config.schema.json")
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema["properties"].pop(key, None)
+    path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def config_file(options):

@@ -22,6 +22,8 @@ ANSWERS = json.loads(
   "dataset": {{ cookiecutter.dataset | tojson }},
   "config_format": {{ cookiecutter.config_format | tojson }},
   "tensorboard": {{ cookiecutter.tensorboard | tojson }},
+  "sweeps": {{ cookiecutter.sweeps | tojson }},
+  "mlflow": {{ cookiecutter.mlflow | tojson }},
   "github_actions": {{ cookiecutter.github_actions | tojson }},
   "pre_commit": {{ cookiecutter.pre_commit | tojson }},
   "license": {{ cookiecutter.license | tojson }},
@@ -39,7 +41,7 @@ CHOICES = {
     "license": ("MIT", "BSD-3-Clause", "Apache-2.0", "none"),
     "python_version": ("3.10", "3.11", "3.12"),
 }
-YES_NO_OPTIONS = ("tensorboard", "github_actions", "pre_commit")
+YES_NO_OPTIONS = ("tensorboard", "sweeps", "mlflow", "github_actions", "pre_commit")
 MAX_PROJECT_NAME = 100
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -57,6 +59,11 @@ RESERVED_NAMES = frozenset(
         "yaml",
         "jsonschema",
         "filelock",
+        "optuna",
+        "matplotlib",
+        "mlflow",
+        "sqlalchemy",
+        "alembic",
         "pytest",
         "conftest",
         "setuptools",
@@ -72,6 +79,7 @@ RESERVED_NAMES = frozenset(
         "parse_config",
         "saved",
         "slurm",
+        "sweep",
         "test",
         "tests",
         "train",

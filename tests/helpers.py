@@ -94,6 +94,10 @@ def left_out(answers):
     paths |= {name for key, name in CONFIG_FILES.items() if key != answers["config_format"]}
     if not answers["tensorboard"]:
         paths.add("tests/test_tensorboard.py")
+    if not answers["sweeps"]:
+        paths |= {"sweep.py", "utils/search_space.py", "tests/test_sweep.py"}
+    if not answers["mlflow"]:
+        paths |= {"logger/mlflow_tracker.py", "tests/test_mlflow.py"}
     if not answers["github_actions"]:
         paths.add(".github")
     if not answers["pre_commit"]:
@@ -188,10 +192,11 @@ def cookiecutter_cli(python, out_dir, *args, template=REPO, env=None, timeout=60
 
 # --- every combination of options -------------------------------------------------------------
 
+OPTION_NAMES = ("dataset", "config_format", "tensorboard", "sweeps", "mlflow", "github_actions", "pre_commit")
 OPTIONS = {
     key: value
     for key, value in json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8")).items()
-    if key in ("dataset", "config_format", "tensorboard", "github_actions", "pre_commit", "license", "python_version")
+    if key in (*OPTION_NAMES, "license", "python_version")
 }
 COMBINATIONS = [
     dict(zip(OPTIONS, values, strict=True))
@@ -202,7 +207,7 @@ COMBINATIONS = [
 
 
 def combination_id(answers):
-    flags = [name for name in ("tensorboard", "github_actions", "pre_commit") if answers[name]]
+    flags = [name for name in ("tensorboard", "sweeps", "mlflow", "github_actions", "pre_commit") if answers[name]]
     parts = [answers["dataset"], answers["config_format"], *flags, answers["license"], answers["python_version"]]
     return "-".join(parts)
 

@@ -10,7 +10,7 @@ at the versions pinned in requirements-dev.txt:
 - validate-pyproject: `pyproject.toml` holds valid metadata (PEP 621, SPDX license, PEP 508
   dependencies, known trove classifiers).
 
-All 576 combinations are audited from the session's one bake (conftest.py ``baked``). Most of
+All 2,304 combinations are audited from the session's one bake (conftest.py ``baked``). Most of
 them share identical files, so each tool runs once, over one file for each distinct content: a
 file that fails fails for every combination that has it, and the output names one of them. The
 template repository's own CI files pass the same audits. The last tests break a real file on

@@ -36,8 +36,8 @@ def load_config_file(project, answers):
 
 
 def test_the_product_covers_every_choice():
-    """7 options: 3 datasets x 2 formats x 2 x 2 x 2 (yes/no) x 4 licenses x 3 Pythons = 576."""
-    assert len(COMBINATIONS) == 576 == len({combination_id(a) for a in COMBINATIONS})
+    """9 options: 3 datasets x 2 formats x 2 x 2 x 2 x 2 x 2 (yes/no) x 4 licenses x 3 Pythons = 2,304."""
+    assert len(COMBINATIONS) == 2304 == len({combination_id(a) for a in COMBINATIONS})
 
 
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
@@ -65,6 +65,8 @@ def test_combination_config_matches_the_answers(baked, answers):
     jsonschema.validate(config, schema)
     assert config["data_loader"]["type"] == LOADERS[answers["dataset"]]
     assert config["trainer"]["tensorboard"] is answers["tensorboard"]
+    assert ("sweep" in config) is answers["sweeps"] is ("sweep" in schema["properties"])
+    assert [tracker["type"] for tracker in config.get("trackers", [])] == ["MLflowTracker"] * answers["mlflow"]
     twin = dict(answers, config_format="yaml" if answers["config_format"] == "json" else "json")
     other = load_config_file(baked[combination_id(twin)][0], twin)
     assert {k: v for k, v in config.items() if k != "$schema"} == {k: v for k, v in other.items() if k != "$schema"}
@@ -92,6 +94,8 @@ def test_combination_metadata_matches_the_answers(baked, answers):
     names = {re.split(r"[<>=!~ ]", dep)[0] for dep in meta["dependencies"]}
     assert ("torchvision" in names) is (answers["dataset"] != "digits")
     assert ("tensorboard" in names) is answers["tensorboard"]
+    assert ({"optuna", "matplotlib"} <= names) is answers["sweeps"] is ("optuna" in names)
+    assert ({"mlflow-skinny", "sqlalchemy", "alembic"} <= names) is answers["mlflow"] is ("mlflow-skinny" in names)
     assert {"torch", "numpy", "jsonschema", "filelock", "pyyaml", "tqdm"} <= names
     requirements = (project / "requirements.txt").read_text(encoding="utf-8").splitlines()
     assert {re.split(r"[<>=!~ ]", line)[0] for line in requirements if line and line[0] != "#"} == names

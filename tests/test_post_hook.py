@@ -324,9 +324,10 @@ def test_hooks_render_when_cruft_drops_private_variables(tmp_path):
 
 
 def test_unchosen_option_files_are_removed_and_removal_is_idempotent(tmp_path):
-    """The hook deletes the files of the options not chosen; run again (as cruft does), it finds
-    nothing more to do and does not fail."""
-    options = {"dataset": "mnist", "config_format": "yaml", "tensorboard": False}
+    """The hook deletes the files of the options not chosen, and the sweep section from the config
+    schema when sweeps are off; run again (as cruft does), it finds nothing more to do and does
+    not fail."""
+    options = {"dataset": "mnist", "config_format": "yaml", "tensorboard": False, "sweeps": False, "mlflow": False}
     options.update(github_actions=False, pre_commit=False, license="none")
     hook = load_hook("post_gen_project", tmp_path, **options)
     project = tmp_path / "p"
@@ -335,6 +336,11 @@ def test_unchosen_option_files_are_removed_and_removal_is_idempotent(tmp_path):
         "data_loader/image_folder.py",
         "tests/test_digits.py",
         "tests/test_tensorboard.py",
+        "sweep.py",
+        "utils/search_space.py",
+        "tests/test_sweep.py",
+        "logger/mlflow_tracker.py",
+        "tests/test_mlflow.py",
         "config.json",
         "config.yaml",
         ".github/workflows/ci.yml",
@@ -343,10 +349,15 @@ def test_unchosen_option_files_are_removed_and_removal_is_idempotent(tmp_path):
     ):
         (project / relative).parent.mkdir(parents=True, exist_ok=True)
         (project / relative).write_text("x", encoding="utf-8")
+    schema = {"properties": {"name": {"type": "string"}, "sweep": {"type": "object"}}}
+    (project / "config.schema.json").write_text(json.dumps(schema), encoding="utf-8")
     hook.remove_unused(project, hook.OPTIONS)
     hook.remove_unused(project, hook.OPTIONS)
     left = sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file())
-    assert left == ["config.yaml", "data_loader/mnist.py"]
+    assert left == ["config.schema.json", "config.yaml", "data_loader/mnist.py"]
+    assert json.loads((project / "config.schema.json").read_text(encoding="utf-8")) == {
+        "properties": {"name": {"type": "string"}}
+    }
     assert not (project / ".github").exists()
 
 

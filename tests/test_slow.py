@@ -17,6 +17,7 @@ from helpers import PYTHON_ENV, REPO, SKIP_ENV, TEMPLATE, cookiecutter_cli, expe
 pytestmark = pytest.mark.slow
 
 PROJECT_TESTS_TIMEOUT_S = 900
+YES_NO = {True: "yes", False: "no"}  # the words for booleans on cookiecutter's command line
 
 
 # One bake per dataset; the other options vary between them so that each value is run for real.
@@ -26,11 +27,18 @@ DATASET_BAKES = {
         "dataset": "mnist",
         "config_format": "yaml",
         "tensorboard": False,
+        "sweeps": False,
         "github_actions": False,
         "license": "BSD-3-Clause",
         "python_version": "3.11",
     },
-    "image_folder": {"dataset": "image_folder", "pre_commit": False, "license": "none", "python_version": "3.12"},
+    "image_folder": {
+        "dataset": "image_folder",
+        "mlflow": True,
+        "pre_commit": False,
+        "license": "none",
+        "python_version": "3.12",
+    },
 }
 
 
@@ -39,7 +47,7 @@ def smoke_baked(request, tmp_path_factory):
     """A project per dataset, baked by the cookiecutter CLI with the smoke run on."""
     answers = DATASET_BAKES[request.param]
     out = tmp_path_factory.mktemp(f"smoke-{request.param}") / "out"
-    cli_answers = [f"{key}={'no' if value is False else value}" for key, value in answers.items()]
+    cli_answers = [f"{key}={YES_NO.get(value, value)}" for key, value in answers.items()]
     started = time.monotonic()
     result = cookiecutter_cli(sys.executable, out, *cli_answers, env={SKIP_ENV: "", PYTHON_ENV: ""})
     seconds = time.monotonic() - started

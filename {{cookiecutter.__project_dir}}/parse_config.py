@@ -5,8 +5,8 @@
 
 The rules for every key live in config.schema.json, which also gives editors completion. A
 section `{"type": NAME, "args": {...}}` names a class defined in any file of its folder (arch:
-model/, data_loader: data_loader/, trainer.type: trainer/), a torch.optim optimizer or scheduler,
-or anything importable by a dotted path (torchvision.models.resnet18). `loss` and `metrics` name
+model/, data_loader: data_loader/, trainer.type: trainer/, trackers: logger/), a torch.optim
+optimizer or scheduler, or anything importable by a dotted path (torchvision.models.resnet18). `loss` and `metrics` name
 functions of model/loss.py and model/metric.py, or dotted paths (torch.nn.functional.nll_loss).
 
 `python parse_config.py config.json` checks a config file against the schema alone (no torch).
@@ -230,6 +230,10 @@ def catalog(key: str) -> dict:
 
     if key == "arch":
         return _defined_in(_project_modules("model"), subclass_of(torch.nn.Module))
+    if key == "trackers":
+        from logger.tracker import Tracker
+
+        return _defined_in(_project_modules("logger"), subclass_of(Tracker))
     if key in ("data_loader", "trainer"):
         return _defined_in(_project_modules(key), subclass_of(BaseDataLoader if key == "data_loader" else BaseTrainer))
     if key == "optimizer":
@@ -315,6 +319,10 @@ class ConfigParser:
             check_arguments(key, self.targets[key], config[key].get("args", {}))
         self.loss = resolve("loss", config["loss"], "loss")
         self.metrics = [resolve("metrics", name, f"metrics[{i}]") for i, name in enumerate(config["metrics"])]
+        self.trackers = [
+            resolve("trackers", t["type"], f"trackers[{i}].type") for i, t in enumerate(config["trackers"])
+        ]
+        self._check_trackers()
         self._check_monitor()
 
     @classmethod
@@ -371,8 +379,22 @@ class ConfigParser:
         no_split = {"validation_split": 0} if "validation_split" in params else {}  # it is for training data
         return self.init_obj("data_loader", training=False, **no_split).all_samples()
 
-    def build_trainer(self, device, data_loader):
-        """The model, optimizer, scheduler and trainer the config describes, training on `data_loader`."""
+    def build_trackers(self) -> list:
+        """The trackers of config key `trackers`, built from their args."""
+        built = []
+        for i, (target, section) in enumerate(zip(self.trackers, self.config["trackers"], strict=True)):
+            try:
+                built.append(target(**section.get("args", {})))
+            except Exception as exc:
+                if isinstance(exc, UserError) or _raised_in_project(exc):
+                    raise
+                raise ConfigError(f"config key 'trackers[{i}]' ({section['type']}): {first_line(exc)}") from None
+            logger.info("Built %s from config key 'trackers[%d]'", section["type"], i)
+        return built
+
+    def build_trainer(self, device, data_loader, tracking: bool = True):
+        """The model, optimizer, scheduler and trainer the config describes, training on `data_loader`;
+        `tracking=False` leaves out the config's trackers (the smoke run's)."""
         import torch
 
         model = self.init_obj("arch")
@@ -386,9 +408,21 @@ class ConfigParser:
         optimizer = self.init_obj("optimizer", [p for p in model.parameters() if p.requires_grad])
         scheduler = self.init_obj("lr_scheduler", optimizer) if self.config.get("lr_scheduler") else None
         valid, trainer_class = data_loader.split_validation(), self.targets["trainer"]
-        return trainer_class(
+        trainer = trainer_class(
             model, self.loss, self.metrics, optimizer, self.config, device, data_loader, valid, scheduler
         )
+        trainer.trackers.trackers += self.build_trackers() if tracking else []
+        return trainer
+
+    def _check_trackers(self) -> None:
+        from logger.tracker import Tracker
+
+        for i, (target, section) in enumerate(zip(self.trackers, self.config["trackers"], strict=True)):
+            if not (isinstance(target, type) and issubclass(target, Tracker)):
+                raise ConfigError(
+                    f"config key 'trackers[{i}].type': {target!r} is not a Tracker subclass; derive it from one"
+                )
+            check_arguments(f"trackers[{i}]", target, section.get("args", {}))
 
     def _check_monitor(self) -> None:
         monitor = self.config["trainer"]["monitor"]

@@ -53,7 +53,7 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, dict, int]:
             f"the checkpoint was trained on the classes {', '.join(trained_on)}, but the test "
             f"data has {', '.join(loader.classes)}; evaluate on data with the training classes"
         )
-    trainer = config.build_trainer(device, loader)
+    trainer = config.build_trainer(device, loader, tracking=False)
     load_model_state(trainer.raw_model, checkpoint["state_dict"])
     return trainer.evaluate(loader), checkpoint, loader.n_samples
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from logger import attach_log_file, setup_logging
+from logger import log_file, setup_logging
 from parse_config import ConfigParser
 from utils import distributed, preflight
 from utils.checkpoint import create_run_dir, find_latest, load_checkpoint, run_folder
@@ -73,10 +73,18 @@ def run(args: argparse.Namespace) -> int:
     cpu_only = config.config.get("n_gpu") == 0  # pytorch-template's n_gpu: 0
     device = distributed.setup("cpu" if cpu_only and args.device == "auto" else args.device)
     setup_logging(config["trainer"]["verbosity"] if distributed.is_main() else 0)
-    seed_everything(config["seed"])  # the data loaders' default seed too
     if args.smoke:
         return smoke(config, device)
+    fit(config, device, resume_path, checkpoint)
+    return 0
+
+
+def fit(config: ConfigParser, device: torch.device, resume_path=None, checkpoint=None, callbacks=()):
+    """Train as `config` says, continuing `checkpoint` if given; return the trainer (sweep.py
+    reads its best value; `callbacks` are its `epoch_end_callbacks`)."""
+    seed_everything(config["seed"])  # the data loaders' default seed too
     trainer = config.build_trainer(device, config.build_data_loader())
+    trainer.epoch_end_callbacks += callbacks
     if distributed.world_size() > 1:  # each process its own dropout masks (the data order has its own seed)
         seed_everything(config["seed"] + distributed.rank())
     if checkpoint is not None:
@@ -89,11 +97,11 @@ def run(args: argparse.Namespace) -> int:
     preflight.check(trainer)  # one batch through everything before any file is written
     with run_folder(config.config, resume_path, trainer.guard) as run_dir:  # one train.py per run folder
         if run_dir is not None:
-            attach_log_file(run_dir / "train.log")
             where = f" (from {resume_path})" if resume_path else ""
             logging.getLogger("train").info("Run folder: %s%s", run_dir, where)
-        trainer.train(run_dir)
-    return 0
+        with log_file(run_dir and run_dir / "train.log"):
+            trainer.train(run_dir)
+    return trainer
 
 
 def seed_everything(seed: int) -> None:
@@ -108,6 +116,7 @@ def smoke(config: ConfigParser, device: torch.device) -> int:
     Data that is not bundled with the project (its loader has `write_sample`) is replaced by a
     small generated sample in the temporary folder, so the smoke run needs no download.
     """
+    seed_everything(config["seed"])
     with tempfile.TemporaryDirectory(prefix="smoke-", ignore_cleanup_errors=True) as tmp:
         config["trainer"].update(epochs=1, save_dir=tmp)
         write_sample = getattr(config.targets["data_loader"], "write_sample", None)
@@ -117,7 +126,7 @@ def smoke(config: ConfigParser, device: torch.device) -> int:
             write_sample(f"{tmp}/data", **({"num_classes": classes} if classes and accepts else {}))
             config["data_loader"].setdefault("args", {})["data_dir"] = f"{tmp}/data"
             print(f"Smoke run on a generated sample of {config['data_loader']['type']} data (no download)")
-        trainer = config.build_trainer(device, config.build_data_loader())
+        trainer = config.build_trainer(device, config.build_data_loader(), tracking=False)
         trainer.limit_batches = SMOKE_BATCHES
         log = trainer.train(create_run_dir(config.config))
         load_checkpoint(trainer.run_dir / "checkpoint-epoch1.pth", resume=True)

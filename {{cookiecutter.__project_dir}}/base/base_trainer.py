@@ -3,7 +3,7 @@
 A trainer overrides `training_step(batch)`, and `validation_step(batch)` if validation differs
 (see trainer/trainer.py). All else happens here, so that it holds for every trainer: mixed
 precision, accumulation, DDP, clipping, the gradient scaler, the NaN guard, stop signals, exact
-resume, checkpoints, metrics and TensorBoard.
+resume, checkpoints, metrics and the trackers (metrics.csv, TensorBoard, those of the config).
 """
 
 import contextlib
@@ -17,6 +17,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from base.batches import MetricTracker, accumulation_groups, as_step_result, batch_size, progress, to_device
+from logger.csv_tracker import CSVTracker
+from logger.tensorboard_tracker import TensorBoardTracker
+from logger.tracker import Trackers
 from utils import distributed
 from utils.checkpoint import (
     CheckpointWriter,
@@ -26,7 +29,7 @@ from utils.checkpoint import (
     restore_random_states,
     sweep_temp_files,
 )
-from utils.errors import ConfigError, UserError, WriteError
+from utils.errors import ConfigError, UserError
 from utils.stopping import Interrupted, RunGuard, TrainingStopped
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ class BaseTrainer:
     through it (never call it in a step: under DDP its gradients would not be synced).
     `self.writer` is TensorBoard's `SummaryWriter` while training (None when TensorBoard is
     off, and on all processes but the main one): add images or histograms to it.
+    `self.epoch_end_callbacks` are called as `callback(epoch, log)` on every process after each
+    epoch's saves; one may raise to end the run (sweep.py prunes trials that way).
     """
 
     # Further scalars your steps return (besides loss and metrics), for `trainer.monitor` to name.
@@ -70,7 +75,8 @@ class BaseTrainer:
         self.train_metrics, self.guard = MetricTracker(), RunGuard(device)
         self.checkpoints = CheckpointWriter(keep_last=settings["keep_last"])
         self.run_dir: Path | None = None
-        self.writer = None
+        self.trackers = Trackers([CSVTracker(), *([TensorBoardTracker()] if settings["tensorboard"] else [])])
+        self.epoch_end_callbacks: list = []
         self.model = self._wrap(model)
 
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -106,28 +112,39 @@ class BaseTrainer:
         if self.run_dir is not None:
             for path in sweep_temp_files(self.run_dir):
                 logger.warning("Removed %s, left by a run killed while saving", path.name)
-            if self.settings["tensorboard"]:
-                from torch.utils.tensorboard import SummaryWriter  # slow to import: only when used
-
-                # purge_step drops the points an interrupted process wrote after its last checkpoint
-                self.writer = SummaryWriter(str(self.run_dir), purge_step=self.global_step + 1)
+            self.trackers.start(self.run_dir, self.config, self.start_epoch - 1, self.global_step)
         self.log_steps = logger.isEnabledFor(logging.DEBUG)  # per-step losses cost a device sync
         log: dict[str, float] = {}
+        status = "failed"
         try:
             with self.guard.signal:
                 for epoch in range(self.start_epoch, self.epochs + 1):
                     log = self._train_epoch(epoch)
                     if self._end_of_epoch(epoch, log):
                         break
-                self._log_scalar(None)  # flush and close TensorBoard's file
                 self._sync_saves()  # still under the signal handler: a SIGTERM now is handled
+            status = "finished"
+        except Interrupted:
+            status = "stopped"
+            raise
         finally:
-            if self.writer is not None:  # an error is on its way out already
-                with contextlib.suppress(OSError):
-                    self.writer.close()
             with contextlib.suppress(UserError, TrainingStopped):
                 self.checkpoints.wait()
+            if status == "finished":
+                self.trackers.close(status)
+            else:  # an error is on its way out already
+                with contextlib.suppress(Exception):
+                    self.trackers.close(status)
         return log
+
+    @property
+    def writer(self):
+        """TensorBoard's SummaryWriter while training; None when it is off or on another process."""
+        for tracker in self.trackers.trackers if self.trackers.running else ():
+            if isinstance(tracker, TensorBoardTracker):
+                tracker.started.wait()  # started in the trackers' thread, off the first step's path
+                return tracker.writer
+        return None
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         """Train one epoch, then validate; return the epoch's averaged losses and metrics."""
@@ -176,12 +193,9 @@ class BaseTrainer:
         self.batches_done += batches
         if self.log_steps:
             logger.debug("step %d loss %.8g", self.global_step, loss.item())
-        if (
-            self.writer is not None
-            and self.settings["log_every"]
-            and self.global_step % self.settings["log_every"] == 0
-        ):
-            self._log_scalar("step/loss", loss.item())
+        every = self.settings["log_every"]
+        if every and self.global_step % every == 0 and self.trackers.log_steps:
+            self.trackers.log_step(self.global_step, {"loss": loss.item()})
         self._check_saves(block=False)
         if self.guard.stop_requested(self.global_step):
             self.guard.raise_if_loss_was_bad()  # never save weights that a bad loss reached
@@ -221,8 +235,7 @@ class BaseTrainer:
         self.guard.raise_if_loss_was_bad()
         self._step_scheduler(log)
         logger.info("epoch %d/%d  %s", epoch, self.epochs, "  ".join(f"{k} {v:.6g}" for k, v in log.items()))
-        for key, value in log.items() if self.writer is not None else ():
-            self._log_scalar(f"val/{key[4:]}" if key.startswith("val_") else f"train/{key}", value)
+        self.trackers.log_epoch(epoch, self.global_step, log)
         improved = self._update_monitor(log)
         stop = 0 < self.settings["early_stop"] <= self.not_improved_count
         interrupted = not stop and epoch < self.epochs and self.guard.stop_requested()  # else the run is over
@@ -234,6 +247,8 @@ class BaseTrainer:
             self._interrupt(checkpoint_name(epoch))
         if stop:
             logger.info("%s has not improved for %d epochs: stopping early", self.mnt_metric, self.not_improved_count)
+        for callback in self.epoch_end_callbacks:
+            callback(epoch, log)
         return stop
 
     def _step_scheduler(self, log: dict[str, float]) -> None:
@@ -260,31 +275,13 @@ class BaseTrainer:
         self.not_improved_count += 1
         return False
 
-    def _log_scalar(self, tag: str | None, value: float = 0.0) -> None:
-        """Add a TensorBoard point at the current step (`tag=None`: close the file). Its writer
-        thread fails on a full disk or a removed folder; that ends the run like a failed save."""
-        if self.writer is None:
-            return
-        try:
-            if tag is None:
-                self.writer.close()
-            else:
-                self.writer.add_scalar(tag, value, self.global_step)
-        except OSError as exc:
-            self.writer = None
-            self.guard.fail(
-                WriteError(
-                    f"could not write TensorBoard events in '{self.run_dir}': {exc.strerror or exc}; "
-                    "free space or fix permissions, then resume with -r auto"
-                )
-            )
-
     def _check_saves(self, block: bool) -> None:
         """Raise a failed checkpoint write (`block`: wait for the pending one); under torchrun every
         process learns of it at the next agreement."""
         if block or self.checkpoints.done():
             try:
                 self.checkpoints.wait()
+                self.trackers.check()
             except (UserError, TrainingStopped) as exc:
                 self.guard.fail(exc)
 

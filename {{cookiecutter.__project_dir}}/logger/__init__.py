@@ -1,3 +1,3 @@
-from logger.logger import attach_log_file, setup_logging
+from logger.logger import log_file, setup_logging
 
-__all__ = ["attach_log_file", "setup_logging"]
+__all__ = ["log_file", "setup_logging"]

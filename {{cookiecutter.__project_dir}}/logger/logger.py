@@ -1,5 +1,6 @@
 """Console and file logging for the entry scripts (never configured at import time)."""
 
+import contextlib
 import logging
 import logging.handlers
 import sys
@@ -10,7 +11,7 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(verbosity: int = 1) -> None:
-    """Log to the console now and keep the records until `attach_log_file` names the file.
+    """Log to the console now and keep the records until `log_file` names the file.
 
     The run folder is created only after the config is validated, so early records (what was
     built from which config key) wait in memory and still reach the run's log file.
@@ -23,12 +24,17 @@ def setup_logging(verbosity: int = 1) -> None:
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(console)
-    root.addHandler(logging.handlers.MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1))
+    _keep_records(root)
     logging.getLogger("filelock").setLevel(logging.WARNING)  # its debug lines would fill verbosity 2
 
 
-def attach_log_file(path: Path) -> None:
-    """Append the log to `path` from now on, starting with the records kept so far."""
+@contextlib.contextmanager
+def log_file(path: Path | None):
+    """Append the log to `path` while the block runs (None: to no file), starting with the records
+    kept so far; sweep.py gives each trial's run folder its own."""
+    if path is None:
+        yield
+        return
     file_handler = logging.FileHandler(path, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter(FORMAT))
     root = logging.getLogger()
@@ -39,3 +45,13 @@ def attach_log_file(path: Path) -> None:
             root.removeHandler(handler)
             handler.close()
     root.addHandler(file_handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(file_handler)
+        file_handler.close()
+        _keep_records(root)  # for the next run of this process (sweep.py's next trial)
+
+
+def _keep_records(root: logging.Logger) -> None:
+    root.addHandler(logging.handlers.MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1))

@@ -124,5 +124,6 @@ def step_losses(output: str) -> dict[int, str]:
 
 
 def only_run_dir(save_dir: Path) -> Path:
-    (run_dir,) = [p for p in Path(save_dir).glob("*/*") if p.is_dir()]
+    """The one run folder under `save_dir` (<name>/<run>, with its config.json)."""
+    (run_dir,) = [p for p in Path(save_dir).glob("*/*") if (p / "config.json").is_file()]
     return run_dir

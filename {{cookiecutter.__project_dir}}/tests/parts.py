@@ -1,10 +1,13 @@
-"""The tests' own model, metric and trainer, written the way README.md tells you to write yours.
+"""The tests' own model, metric, trainer and trackers, written the way README.md tells you to write yours.
 
 tests/config.json names them by dotted path, so the tests never depend on the example model,
 loss or metric: replace those freely. Only tests/test_example.py tests the example itself.
 """
 
+import errno
+import json
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset, default_collate
 
 from base import BaseDataLoader, BaseTrainer
+from logger.tracker import Tracker
 
 
 class TinyCNN(nn.Module):
@@ -123,3 +127,61 @@ class BallastNet(TinyCNN):
     def __init__(self, megabytes: int = 100) -> None:
         super().__init__()
         self.register_buffer("ballast", torch.zeros(megabytes * 2**18))
+
+
+def nan_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A loss that is NaN from the first step: what a far too large learning rate leads to."""
+    return F.cross_entropy(output, target) * float("nan")
+
+
+class RecordingTracker(Tracker):
+    """A user's tracker, written as README.md says: each call it gets, as a line of calls.jsonl
+    in the run folder."""
+
+    def start(self, run_dir, config, epoch, step):
+        self.file = Path(run_dir) / "calls.jsonl"
+        self._record("start", epoch=epoch, step=step, name=config["name"])
+
+    def log_step(self, step, values):
+        self._record("log_step", step=step, keys=sorted(values))
+
+    def log_epoch(self, epoch, step, values):
+        self._record("log_epoch", epoch=epoch, step=step, keys=sorted(values))
+
+    def close(self, status):
+        self._record("close", status=status)
+
+    def _record(self, call: str, **fields) -> None:
+        with open(self.file, "a", encoding="utf-8") as file:
+            file.write(json.dumps({"call": call, **fields}) + "\n")
+
+
+class FullDiskTracker(Tracker):
+    """A tracker whose writes fail from the second epoch on, as on a full disk."""
+
+    def log_epoch(self, epoch, step, values):
+        if epoch >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+
+class BuggyTracker(Tracker):
+    """A user's tracker with a bug in it."""
+
+    def log_epoch(self, epoch, step, values):
+        raise ValueError("a bug in the user's tracker")
+
+
+FIRST_STEP_TAKEN = threading.Event()
+
+
+def loss_marking_the_first_step(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    FIRST_STEP_TAKEN.set()
+    return F.cross_entropy(output, target)
+
+
+class SlowStartTracker(Tracker):
+    """A tracker that takes until the first training step (30 s at most) to start, as a tracking
+    server far away would: the step must not wait for it."""
+
+    def start(self, run_dir, config, epoch, step):
+        self.step_came_first = FIRST_STEP_TAKEN.wait(timeout=30)

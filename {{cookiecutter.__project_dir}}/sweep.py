@@ -1,0 +1,299 @@
+"""Search hyperparameters with Optuna: the config's `sweep` section says which keys vary and how.
+
+python sweep.py -c config.json                     # sweep.trials trials; again later: the study goes on
+python sweep.py -c config.json --trials 50 --set trainer.epochs=10
+python sweep.py -c config.json --storage postgresql://user:password@host/sweeps --study digits
+torchrun --standalone --nproc_per_node=2 sweep.py -c config.json
+python train.py -c saved/<study>/best_config.json  # train the best trial's config
+
+Each trial is an ordinary run in saved/<study>/ (checkpoints, train.log, metrics.csv), scored by
+the best value of `trainer.monitor`. The study lives in saved/<study>/study.db unless --storage
+names a database that several sweep.py processes, on several machines, share.
+"""
+
+import argparse
+import json
+import logging
+import math
+import socket
+import sys
+import warnings
+from pathlib import Path
+
+import filelock
+import optuna
+
+import train
+from logger import setup_logging
+from parse_config import ConfigParser, did_you_mean, resolve
+from utils import distributed, search_space
+from utils.checkpoint import save_checkpoint
+from utils.errors import ArgumentParser, ConfigError, UserError, report
+from utils.stopping import NonFiniteLoss, TrainingStopped
+
+logger = logging.getLogger("sweep")
+HEARTBEAT_S, GRACE_S = 5, 20  # a trial whose process fell silent for GRACE_S is marked failed
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True, help="config file with a sweep section")
+    parser.add_argument("--trials", type=int, help="trials to run now (default: sweep.trials)")
+    parser.add_argument("--storage", help="Optuna storage URL (default: sqlite in saved/<study>/)")
+    parser.add_argument("--study", help="study name (default: <config name>-sweep)")
+    parser.add_argument("-d", "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return sweep(args)
+    except UserError as exc:
+        return report(exc) if distributed.is_main() else 2
+    except KeyboardInterrupt:
+        print("sweep stopped by SIGINT; run the same command again to continue the study", file=sys.stderr)
+        return 130
+    except TrainingStopped as exc:  # a signal stopped a trial: it is marked failed, its checkpoint kept
+        if distributed.is_main():
+            print(f"{exc}\nsweep stopped; run the same command again to continue the study", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        distributed.cleanup()
+
+
+def sweep(args: argparse.Namespace) -> int:
+    if args.trials is not None and args.trials < 1:
+        raise ConfigError(f"--trials {args.trials}: give at least 1")
+    config = ConfigParser.from_args(args)
+    if "sweep" not in config.config:
+        raise ConfigError(f"{args.config} has no 'sweep' section; add one (README: Hyperparameter sweeps)")
+    params = search_space.check(config.config)
+    if config["trainer"]["monitor"] == "off":
+        raise ConfigError("config key 'trainer.monitor' is off; a sweep optimises it: set it, e.g. 'min val_loss'")
+    first = {key: spec.get("low", spec.get("choices", [None])[0]) for key, spec in params.items()}
+    ConfigParser(search_space.apply(config.config, first))  # every key the trials set must fit the config
+    chosen = {key: optuna_object(config["sweep"], key) for key in ("sampler", "pruner") if config["sweep"].get(key)}
+    device = distributed.setup(args.device)
+    setup_logging(config["trainer"]["verbosity"] if distributed.is_main() else 0)
+    name = args.study or f"{config['name']}-sweep"
+    folder = Path(config["trainer"]["save_dir"]) / name
+    trials = args.trials or config["sweep"].get("trials", 20)
+    if not distributed.is_main():  # the main process alone talks to the study
+        while (values := distributed.all_gather(None)[0]) is not None:
+            _run_trial(config, values, name, device, trial=None)
+        return 0
+    study = open_study(config, name, folder, args.storage, chosen)
+    objective = Objective(config, params, name, device, folder)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
+            study.optimize(objective, n_trials=trials)
+    finally:
+        objective.close_parent()
+    if objective.stopped is not None:  # a signal: the trial's checkpoint is saved, the trial marked failed
+        raise objective.stopped
+    distributed.all_gather(None)  # the other processes stop waiting for trials
+    summarize(study, config.config, folder)
+    return 0
+
+
+def open_study(config: ConfigParser, name: str, folder: Path, storage: str | None, chosen: dict) -> optuna.Study:
+    """The study `name`, created or continued, with the config's sampler and pruner (`chosen`)."""
+    folder.mkdir(parents=True, exist_ok=True)  # trials' run folders, locks, best config and plots
+    if storage is None:
+        storage = f"sqlite:///{(folder / 'study.db').as_posix()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log each trial ourselves
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
+            rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+    except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as exc:
+        raise ConfigError(f"--storage {storage}: {str(exc).splitlines()[0]}") from None
+    direction = "minimize" if config["trainer"]["monitor"].startswith("min") else "maximize"
+    study = optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True, **chosen)
+    if study.direction.name.lower() != direction:
+        raise ConfigError(
+            f"study {name!r} was made to {study.direction.name.lower()}; trainer.monitor asks to {direction}"
+        )
+    fail_dead_trials(study, folder)
+    done = sum(t.state.is_finished() for t in study.trials)
+    logger.info("Study %r in %s (finished trials so far: %d)", name, storage, done)
+    return study
+
+
+def fail_dead_trials(study: optuna.Study, folder: Path) -> None:
+    """Mark failed the trials left running by a sweep.py that died: on this machine, those whose
+    lock is free; elsewhere, those whose heartbeat stopped GRACE_S ago."""
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        lock = folder / f"trial-{trial.number}.lock"
+        if trial.user_attrs.get("host") != socket.gethostname() or not lock.exists():
+            continue
+        try:
+            with filelock.FileLock(lock, timeout=0):
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                logger.warning("Trial %d was left running by a stopped sweep: marked failed", trial.number)
+        except filelock.Timeout:  # its process is alive
+            continue
+        lock.unlink(missing_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def optuna_object(settings: dict, key: str):
+    """The sampler or pruner that `settings[key]` names: a class of optuna.samplers or
+    optuna.pruners, or a dotted path."""
+    name, args = settings[key]["type"], settings[key].get("args", {})
+    module = optuna.samplers if key == "sampler" else optuna.pruners
+    choices = [n for n, c in vars(module).items() if isinstance(c, type) and n.endswith(key.capitalize())]
+    if name in choices:
+        target = getattr(module, name)
+    elif "." in name:
+        target = resolve(key, name, f"sweep.{key}.type")
+    else:
+        raise ConfigError(
+            f"config key 'sweep.{key}.type': unknown {key} {name!r}{did_you_mean(name, choices)}; "
+            f"available: {', '.join(choices)}"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # e.g. BruteForceSampler
+            return target(**args)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config key 'sweep.{key}' ({name}): {exc}") from None
+
+
+class Objective:
+    """One trial: draw values, train with them on every process, return the best monitored value."""
+
+    def __init__(self, config: ConfigParser, params: dict, name: str, device, folder: Path) -> None:
+        self.config, self.params, self.name, self.device, self.folder = config, params, name, device, folder
+        self.parent = _mlflow_parent(config.config, name)
+        self.stopped: TrainingStopped | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        values = search_space.suggest(trial, self.params)
+        logger.info("Trial %d: %s", trial.number, ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        trial.set_user_attr("host", socket.gethostname())
+        lock = self.folder / f"trial-{trial.number}.lock"
+        distributed.all_gather(values)  # the other processes train this trial too
+        try:
+            with filelock.FileLock(lock, timeout=0):  # held while it runs: free once this process is gone
+                return _run_trial(self.config, values, self.name, self.device, trial, self.parent)
+        except TrainingStopped as exc:  # raised after optimize(), which would print a traceback
+            self.stopped = exc
+            trial.study.stop()
+            return math.nan  # a trial that returns NaN is marked failed
+        finally:
+            lock.unlink(missing_ok=True)
+
+    def close_parent(self) -> None:
+        if self.parent is not None:
+            self.parent.close()
+
+
+def _run_trial(config: ConfigParser, values: dict, name: str, device, trial, parent=None) -> float:
+    """Train one trial on this process; `trial` is None on all processes but the main one."""
+    settings = search_space.apply(config.config, values)
+    settings["name"] = name  # the trials' run folders sit together, beside the study
+    if parent is not None:
+        parent.nest(settings)
+    try:
+        trainer = train.fit(ConfigParser(settings), device, callbacks=[Pruning(trial, config["trainer"]["monitor"])])
+    except optuna.TrialPruned:
+        if trial is None:  # the main process tells the study; the others wait for the next trial
+            return math.nan
+        raise
+    except (NonFiniteLoss, ConfigError) as exc:  # these values do not train: the study learns it, and goes on
+        logger.warning("Trial failed: %s", exc)
+        if trial is not None:
+            trial.set_user_attr("error", str(exc))
+        return math.nan  # Optuna marks a trial that returns NaN failed
+    if trial is not None:
+        trial.set_user_attr("run_dir", str(trainer.run_dir))
+    return trainer.mnt_best
+
+
+class Pruning:
+    """After each epoch: report the monitored value to the study, and stop the trial on every
+    process when the pruner says so (the main process decides)."""
+
+    def __init__(self, trial, monitor: str) -> None:
+        self.trial, self.metric = trial, monitor.split()[1]
+
+    def __call__(self, epoch: int, log: dict) -> None:
+        prune = None
+        if self.trial is not None:
+            self.trial.report(log[self.metric], epoch)
+            prune = self.trial.should_prune()
+        if distributed.all_gather(prune)[0]:
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+
+def summarize(study: optuna.Study, config: dict, folder: Path) -> None:
+    """Print the trials and the best one; write its config and the plots beside the study."""
+    rows = [
+        (t.number, t.state.name.lower(), "" if t.value is None else f"{t.value:.6g}", t.params) for t in study.trials
+    ]
+    print(f"{'trial':>5}  {'state':<8}  {'value':<10}  params")
+    for number, state, value, params in rows:
+        print(f"{number:>5}  {state:<8}  {value:<10}  {', '.join(f'{k}={v!r}' for k, v in params.items())}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        print("no trial completed yet: no best config")
+        return
+    best = study.best_trial
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "best_config.json"
+    best_config = search_space.apply(config, best.params)
+    save_checkpoint(json.dumps(best_config, indent=2).encode() + b"\n", path)
+    metric = config["trainer"]["monitor"].split()[1]
+    print(f"best: trial {best.number}, {metric} {best.value:.6g}, run folder {best.user_attrs.get('run_dir')}")
+    print(f"its config: {path}; train it with: python train.py -c {path.as_posix()}")
+    for plot in plots(study, folder):
+        print(f"plot: {plot}")
+
+
+def plots(study: optuna.Study, folder: Path) -> list[Path]:
+    """PNG files of the optimisation history and, with two finished trials or more, of what
+    each parameter mattered."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no window
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as optuna_plots
+
+    written = []
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    kinds = {"optimization_history": optuna_plots.plot_optimization_history}
+    if len(finished) >= 2:
+        kinds["param_importances"] = optuna_plots.plot_param_importances
+    for name, plot in kinds.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            try:
+                axes = plot(study)
+            except (ValueError, RuntimeError) as exc:  # e.g. every finished trial had the same value
+                logger.warning("No %s plot: %s", name, exc)
+                continue
+        path = folder / f"{name}.png"
+        axes.figure.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(axes.figure)
+        written.append(path)
+    return written
+
+
+def _mlflow_parent(config: dict, name: str):
+    """With an MLflowTracker in the config, the sweep's own MLflow run, under which each trial is
+    a nested run; else None."""
+    if not any(t["type"].rpartition(".")[2] == "MLflowTracker" for t in config["trackers"]):
+        return None
+    from logger.mlflow_tracker import SweepRun
+
+    return SweepRun(config, name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""MLflow tracking, read back through MLflow's own client from a real local store."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+import train
+from tests.helpers import PROJECT_DIR
+
+
+def tracked(store) -> list[str]:
+    """--set options that track into the SQLite store `store`."""
+    trackers = [{"type": "MLflowTracker", "args": {"tracking_uri": f"sqlite:///{store.as_posix()}"}}]
+    return ["--set", f"trackers={json.dumps(trackers)}"]
+
+
+def runs(store, experiment: str = "Tests") -> list:
+    client = MlflowClient(f"sqlite:///{store.as_posix()}")
+    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id], order_by=["start_time"])
+
+
+def git_commit() -> str | None:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def test_a_run_is_tracked_with_its_config_metrics_checkpoint_and_folder(quick_run, tmp_path):
+    store = tmp_path / "mlflow.db"
+    assert train.main([*quick_run, "--set", "trainer.epochs=2", *tracked(store)]) == 0
+    (run,) = runs(store)
+    client = MlflowClient(f"sqlite:///{store.as_posix()}")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["optimizer.args.lr"] == "0.01" and run.data.params["trainer.epochs"] == "2"
+    assert run.data.params["metrics"] == '["tests.parts.accuracy"]'
+    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert [point.step for point in history] == [1, 2] and all(0 <= point.value <= 1 for point in history)
+    assert {item.path for item in client.list_artifacts(run.info.run_id)} == {"config.json", "model_best.pth"}
+    (run_dir,) = (tmp_path / "Tests").iterdir()
+    assert run.data.tags["run_dir"] == run_dir.resolve().as_posix()
+    assert run.data.tags.get("mlflow.source.git.commit") == git_commit()
+
+
+def test_the_default_store_is_in_the_save_folder(quick_run, tmp_path, monkeypatch):
+    """With no tracking URI, runs go to <save_dir>/mlflow.db and their files beside it, not to
+    an mlruns folder wherever train.py was started."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    trackers = [{"type": "MLflowTracker", "args": {"tracking_uri": None}}]
+    args = [*quick_run, "--set", "trainer.epochs=1", "--set", f"trackers={json.dumps(trackers)}"]
+    assert train.main(args) == 0
+    (run,) = runs(tmp_path / "mlflow.db")
+    assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").resolve().as_uri())
+    assert list((tmp_path / "mlartifacts").glob("*/artifacts/model_best.pth"))
+    assert not (PROJECT_DIR / "mlruns").exists()
+
+
+@pytest.mark.slow
+def test_a_resumed_run_continues_its_mlflow_run(quick_run, tmp_path):
+    store = tmp_path / "mlflow.db"
+    assert train.main([*quick_run, "--set", "trainer.epochs=1", *tracked(store)]) == 0
+    (checkpoint,) = (tmp_path / "Tests").glob("*/checkpoint-epoch1.pth")
+    assert train.main(["-r", str(checkpoint), "--set", "trainer.epochs=2", *tracked(store)]) == 0
+    (run,) = runs(store)
+    client = MlflowClient(f"sqlite:///{store.as_posix()}")
+    assert [point.step for point in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2]
+    assert run.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (PROJECT_DIR / "sweep.py").exists(), reason="the project was made without sweeps")
+def test_each_trial_of_a_sweep_is_a_run_nested_under_the_sweeps_run(tmp_path):
+    import sweep
+    from tests.test_sweep import sweep_config
+
+    config = json.loads(Path(sweep_config(tmp_path, epochs=1)).read_text(encoding="utf-8"))
+    config["trackers"] = [{"type": "MLflowTracker", "args": {"tracking_uri": f"sqlite:///{tmp_path.as_posix()}/m.db"}}]
+    (tmp_path / "sweep.json").write_text(json.dumps(config), encoding="utf-8")
+    assert sweep.main(["-c", str(tmp_path / "sweep.json"), "--trials", "2"]) == 0
+    parent, *trials = runs(tmp_path / "m.db")
+    assert parent.data.tags["sweep"] == "Tests-sweep" and parent.info.status == "FINISHED"
+    assert [run.data.tags["mlflow.parentRunId"] for run in trials] == [parent.info.run_id] * 2
+    assert all(run.info.status == "FINISHED" for run in trials)
+
+
+def test_a_tracking_uri_mlflow_refuses_ends_the_run_in_one_line(quick_run, capsys):
+    trackers = [{"type": "MLflowTracker", "args": {"tracking_uri": "nosuchscheme://host/x"}}]
+    assert train.main([*quick_run, "--set", "trainer.epochs=2", "--set", f"trackers={json.dumps(trackers)}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: MLflow at nosuchscheme://host/x: ") and err.count("\n") == 1, err

@@ -1,0 +1,88 @@
+"""The config's `sweep.params`: which config keys sweep.py varies, and how each value is drawn.
+
+"sweep": {"params": {
+    "optimizer.args.lr": {"type": "log_uniform", "low": 0.0001, "high": 0.01},
+    "arch.args.dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
+    "arch.args.channels": {"type": "int", "low": 16, "high": 64, "step": 16},
+    "data_loader.args.batch_size": {"type": "categorical", "choices": [32, 64, 128]}
+}}
+"""
+
+import copy
+
+from parse_config import did_you_mean
+from utils.errors import ConfigError
+
+NUMERIC = ("log_uniform", "uniform", "int")
+
+
+def check(config: dict) -> dict[str, dict]:
+    """The search space of `config`, checked beyond the schema: every key names a value of a
+    section that exists, and every range is one Optuna can draw from."""
+    params = config["sweep"]["params"]
+    for key, spec in params.items():
+        where = f"config key 'sweep.params.{key}'"
+        _section_of(config, key, where)
+        kind = spec["type"]
+        if kind == "categorical":
+            extra = [name for name in ("low", "high", "step", "log") if name in spec]
+            if "choices" not in spec or extra:
+                raise ConfigError(f"{where}: categorical takes only 'choices', a list of values")
+            continue
+        if "choices" in spec or "low" not in spec or "high" not in spec:
+            raise ConfigError(f"{where}: {kind} needs 'low' and 'high' (and no 'choices')")
+        low, high = spec["low"], spec["high"]
+        if not low < high:
+            raise ConfigError(f"{where}: low ({low}) must be below high ({high})")
+        if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
+            raise ConfigError(f"{where}: int needs whole numbers for low and high")
+        if (kind == "log_uniform" or spec.get("log")) and low <= 0:
+            raise ConfigError(f"{where}: a log scale needs low > 0, got {low}")
+        if kind == "log_uniform" and ("step" in spec or "log" in spec):
+            raise ConfigError(f"{where}: log_uniform takes no 'step' or 'log'; use uniform with a step instead")
+        if kind != "int" and "log" in spec:
+            raise ConfigError(f"{where}: 'log' is for int; use log_uniform for floats")
+    return params
+
+
+def suggest(trial, params: dict[str, dict]) -> dict:
+    """One value per key, drawn by the Optuna `trial`."""
+    values = {}
+    for key, spec in params.items():
+        kind = spec["type"]
+        if kind == "categorical":
+            values[key] = trial.suggest_categorical(key, spec["choices"])
+        elif kind == "int":
+            step = int(spec.get("step", 1))
+            values[key] = trial.suggest_int(
+                key, int(spec["low"]), int(spec["high"]), step=step, log=spec.get("log", False)
+            )
+        else:
+            values[key] = trial.suggest_float(
+                key, spec["low"], spec["high"], step=spec.get("step"), log=kind == "log_uniform"
+            )
+    return values
+
+
+def apply(config: dict, values: dict) -> dict:
+    """A copy of `config` with `values` (dotted key -> value) set, and without its sweep section."""
+    config = copy.deepcopy(config)
+    config.pop("sweep", None)
+    for key, value in values.items():
+        section = _section_of(config, key, f"config key 'sweep.params.{key}'")
+        section[key.rpartition(".")[2]] = value
+    return config
+
+
+def _section_of(config: dict, key: str, where: str) -> dict:
+    """The mapping that holds the value of dotted `key`; the value itself may be left out (an
+    argument with a default), the sections above it may not."""
+    *parents, _ = key.split(".")
+    node, walked = config, []
+    for name in parents:
+        walked.append(name)
+        if not isinstance(node.get(name), dict):
+            choices = [k for k, v in node.items() if isinstance(v, dict)]
+            raise ConfigError(f"{where}: the config has no section '{'.'.join(walked)}'{did_you_mean(name, choices)}")
+        node = node[name]
+    return node
