@@ -3,6 +3,7 @@
     python benchmarks/overhead.py                 # everything, about 3 minutes on 2 CPU cores
     python benchmarks/overhead.py --only trainer  # just the trainer-vs-raw-loop ratios
     python benchmarks/overhead.py --only trainer --template ../old-checkout   # another version of it
+    python benchmarks/overhead.py --only first-step   # first step of a fresh process, logging on
 
 The generated project is baked into a temporary folder (hooks off) and imported from there. For
 each model, the generated trainer (default logging: TensorBoard on, a checkpoint every epoch,
@@ -161,6 +162,44 @@ def raw_loop(config, epochs: int, device, torch, F) -> tuple[float, float]:
     return time.perf_counter() - start, first[0] - start
 
 
+def first_step_child(project: Path, kind: str) -> None:
+    """In a fresh process (torch imported, nothing else): train the shipped config with default
+    logging until its first optimizer step is done; print the milliseconds since training began."""
+    sys.path.insert(0, str(project))
+    os.chdir(project)
+    import torch
+    import torch.nn.functional as F
+    from parse_config import ConfigParser, load_config
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config("config.json")
+        config["trainer"].update(epochs=1, save_dir=tmp, verbosity=0, tensorboard=True)
+        parsed = ConfigParser(config)
+        if kind == "raw":
+            _, first = raw_loop(parsed, 1, torch.device("cpu"), torch, F)
+        else:
+            trainer = parsed.build_trainer(torch.device("cpu"), parsed.build_data_loader())
+            (Path(tmp) / "run").mkdir()
+            done = first_step_clock(trainer.optimizer)
+            start = time.perf_counter()
+            trainer.train(Path(tmp) / "run")
+            first = done[0] - start
+    print(f"{first * 1000:.2f}")
+
+
+def first_step(project: Path, repeats: int) -> tuple[float, float]:
+    """Median milliseconds to the first step, trainer and raw loop, each in fresh processes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    times = {"trainer": [], "raw": []}
+    for _ in range(repeats):
+        for kind in times:
+            command = [sys.executable, __file__, "--first-step-child", kind, "--project", str(project)]
+            result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            times[kind].append(float(result.stdout.split()[-1]))
+    return statistics.median(times["trainer"]), statistics.median(times["raw"])
+
+
 def startup(project: Path, repeats: int) -> tuple[float, float]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     help_times, import_times = [], []
@@ -185,10 +224,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per timed run")
-    parser.add_argument("--only", choices=["trainer", "startup", "bake"])
+    parser.add_argument("--only", choices=["trainer", "first-step", "startup", "bake"])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the trainer comparison only)")
     parser.add_argument("--template", type=Path, default=TEMPLATE, help="the template to bake (default: this one)")
+    parser.add_argument("--first-step-child", choices=["trainer", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.first_step_child:
+        return first_step_child(args.project, args.first_step_child)
     with tempfile.TemporaryDirectory() as tmp:
         project = bake(Path(tmp), smoke=False, template=args.template)
         if args.only in (None, "startup"):
@@ -197,6 +240,12 @@ def main() -> None:
         if args.only in (None, "bake"):
             plain, smoke = bake_times(max(3, args.repeats // 2))
             print(f"bake: without smoke run {plain:.2f} s, with smoke run {smoke:.2f} s")
+        if args.only in (None, "first-step"):
+            trainer_ms, raw_ms = first_step(project, args.repeats)
+            print(
+                f"first step in a fresh process, shipped config, TensorBoard on: trainer {trainer_ms:.1f} ms, "
+                f"raw loop {raw_ms:.1f} ms, difference {trainer_ms - raw_ms:+.1f} ms"
+            )
         if args.only in (None, "trainer"):
             print(f"trainer vs raw loop on {args.device}, {args.epochs} epochs, 1 torch thread, medians:")
             for name, trainer_s, raw_s, trainer_first, raw_first in trainer_vs_raw(

@@ -12,24 +12,29 @@ names a database that several sweep.py processes, on several machines, share.
 """
 
 import argparse
+import gc
 import json
 import logging
 import math
+import signal
 import socket
 import sys
+import threading
 import warnings
 from pathlib import Path
 
 import filelock
 import optuna
+import sqlalchemy
+import torch
 
 import train
 from logger import setup_logging
 from parse_config import ConfigParser, did_you_mean, resolve
 from utils import distributed, search_space
 from utils.checkpoint import save_checkpoint
-from utils.errors import ArgumentParser, ConfigError, UserError, report
-from utils.stopping import NonFiniteLoss, TrainingStopped
+from utils.errors import ArgumentParser, ConfigError, UserError, quiet_thread_os_errors, report
+from utils.stopping import FailedElsewhere, NonFiniteLoss, StopSignal, TrainingStopped
 
 logger = logging.getLogger("sweep")
 HEARTBEAT_S, GRACE_S = 5, 20  # a trial whose process fell silent for GRACE_S is marked failed
@@ -48,10 +53,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    hook, threading.excepthook = threading.excepthook, quiet_thread_os_errors
     try:
         return sweep(args)
-    except UserError as exc:
-        return report(exc) if distributed.is_main() else 2
+    except UserError as exc:  # under torchrun, mostly every process has it: the main one prints it
+        if distributed.is_main() or getattr(exc, "only_here", False):
+            return report(exc, "" if distributed.is_main() else f"[rank {distributed.rank()}] ")
+        return 2
     except KeyboardInterrupt:
         print("sweep stopped by SIGINT; run the same command again to continue the study", file=sys.stderr)
         return 130
@@ -60,6 +68,7 @@ def main(argv=None) -> int:
             print(f"{exc}\nsweep stopped; run the same command again to continue the study", file=sys.stderr)
         return exc.exit_code
     finally:
+        threading.excepthook = hook
         distributed.cleanup()
 
 
@@ -75,6 +84,7 @@ def sweep(args: argparse.Namespace) -> int:
     first = {key: spec.get("low", spec.get("choices", [None])[0]) for key, spec in params.items()}
     ConfigParser(search_space.apply(config.config, first))  # every key the trials set must fit the config
     chosen = {key: optuna_object(config["sweep"], key) for key in ("sampler", "pruner") if config["sweep"].get(key)}
+    chosen.setdefault("pruner", optuna.pruners.NopPruner())  # null: no pruning (Optuna's default would prune)
     device = distributed.setup(args.device)
     setup_logging(config["trainer"]["verbosity"] if distributed.is_main() else 0)
     name = args.study or f"{config['name']}-sweep"
@@ -90,12 +100,16 @@ def sweep(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
             study.optimize(objective, n_trials=trials)
-    finally:
-        objective.close_parent()
+    except BaseException:
+        objective.close_parent("failed")
+        raise
+    objective.close_parent("stopped" if objective.stopped else "finished")
     if objective.stopped is not None:  # a signal: the trial's checkpoint is saved, the trial marked failed
         raise objective.stopped
     distributed.all_gather(None)  # the other processes stop waiting for trials
     summarize(study, config.config, folder)
+    if objective.errors and len(objective.errors) == trials:  # nothing this run tried could train
+        raise ConfigError(f"all {trials} trials failed; the first: {objective.errors[0]}")
     return 0
 
 
@@ -109,7 +123,7 @@ def open_study(config: ConfigParser, name: str, folder: Path, storage: str | Non
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
             rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
-    except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as exc:
+    except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
         raise ConfigError(f"--storage {storage}: {str(exc).splitlines()[0]}") from None
     direction = "minimize" if config["trainer"]["monitor"].startswith("min") else "maximize"
     study = optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True, **chosen)
@@ -132,8 +146,10 @@ def fail_dead_trials(study: optuna.Study, folder: Path) -> None:
             continue
         try:
             with filelock.FileLock(lock, timeout=0):
-                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-                logger.warning("Trial %d was left running by a stopped sweep: marked failed", trial.number)
+                running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                if trial.number in [t.number for t in running]:  # (its process may just have ended it)
+                    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                    logger.warning("Trial %d was left running by a stopped sweep: marked failed", trial.number)
         except filelock.Timeout:  # its process is alive
             continue
         lock.unlink(missing_ok=True)
@@ -172,26 +188,30 @@ class Objective:
         self.config, self.params, self.name, self.device, self.folder = config, params, name, device, folder
         self.parent = _mlflow_parent(config.config, name)
         self.stopped: TrainingStopped | None = None
+        self.errors: list[str] = []  # why trials of this run failed
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = search_space.suggest(trial, self.params)
         logger.info("Trial %d: %s", trial.number, ", ".join(f"{k}={v!r}" for k, v in values.items()))
         trial.set_user_attr("host", socket.gethostname())
         lock = self.folder / f"trial-{trial.number}.lock"
-        distributed.all_gather(values)  # the other processes train this trial too
         try:
             with filelock.FileLock(lock, timeout=0):  # held while it runs: free once this process is gone
-                return _run_trial(self.config, values, self.name, self.device, trial, self.parent)
+                distributed.all_gather(values)  # the other processes train this trial too
+                value = _run_trial(self.config, values, self.name, self.device, trial, self.parent)
         except TrainingStopped as exc:  # raised after optimize(), which would print a traceback
             self.stopped = exc
             trial.study.stop()
             return math.nan  # a trial that returns NaN is marked failed
         finally:
             lock.unlink(missing_ok=True)
+        if "error" in trial.user_attrs:
+            self.errors.append(trial.user_attrs["error"])
+        return value
 
-    def close_parent(self) -> None:
+    def close_parent(self, status: str) -> None:
         if self.parent is not None:
-            self.parent.close()
+            self.parent.close(status)
 
 
 def _run_trial(config: ConfigParser, values: dict, name: str, device, trial, parent=None) -> float:
@@ -200,36 +220,50 @@ def _run_trial(config: ConfigParser, values: dict, name: str, device, trial, par
     settings["name"] = name  # the trials' run folders sit together, beside the study
     if parent is not None:
         parent.nest(settings)
+    pruning = Pruning(trial, config["trainer"]["monitor"])
+    handlers = {signum: signal.getsignal(signum) for signum in StopSignal.SIGNALS}
     try:
-        trainer = train.fit(ConfigParser(settings), device, callbacks=[Pruning(trial, config["trainer"]["monitor"])])
-    except optuna.TrialPruned:
-        if trial is None:  # the main process tells the study; the others wait for the next trial
-            return math.nan
-        raise
-    except (NonFiniteLoss, ConfigError) as exc:  # these values do not train: the study learns it, and goes on
-        logger.warning("Trial failed: %s", exc)
+        trainer = train.fit(ConfigParser(settings), device, callbacks=[pruning])
+        run_dir, best = trainer.run_dir, trainer.mnt_best
+        del trainer  # the next trial needs its memory (a GPU's above all)
+    except (NonFiniteLoss, ConfigError, FailedElsewhere) as exc:  # these values do not train: the study learns it
+        logger.warning("Trial failed: %s", exc or "on another process")
         if trial is not None:
-            trial.set_user_attr("error", str(exc))
+            trial.set_user_attr("error", str(exc) or "on another process")
         return math.nan  # Optuna marks a trial that returns NaN failed
-    if trial is not None:
-        trial.set_user_attr("run_dir", str(trainer.run_dir))
-    return trainer.mnt_best
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if sys.exc_info()[0] is None and threading.current_thread() is threading.main_thread():
+            for signum, handler in handlers.items():  # a failed trial left stop signals ignored; the sweep goes on
+                signal.signal(signum, handler)
+    if trial is None:  # the main process tells the study; the others go on to the next trial
+        return math.nan
+    trial.set_user_attr("run_dir", str(run_dir))
+    if pruning.pruned:
+        raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned}")
+    return best
 
 
 class Pruning:
-    """After each epoch: report the monitored value to the study, and stop the trial on every
-    process when the pruner says so (the main process decides)."""
+    """After each epoch: report the monitored value to the study, and end the trial on every
+    process when the pruner says so (the main process decides). The trial ends as an early stop
+    does: saved, its trackers closed."""
 
     def __init__(self, trial, monitor: str) -> None:
         self.trial, self.metric = trial, monitor.split()[1]
+        self.pruned = 0  # the epoch after which it was pruned
 
-    def __call__(self, epoch: int, log: dict) -> None:
+    def __call__(self, epoch: int, log: dict) -> bool:
         prune = None
         if self.trial is not None:
             self.trial.report(log[self.metric], epoch)
             prune = self.trial.should_prune()
         if distributed.all_gather(prune)[0]:
-            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+            logger.info("Trial pruned after epoch %d", epoch)
+            self.pruned = epoch
+        return bool(self.pruned)
 
 
 def summarize(study: optuna.Study, config: dict, folder: Path) -> None:

@@ -46,7 +46,7 @@ class BaseTrainer:
     `self.writer` is TensorBoard's `SummaryWriter` while training (None when TensorBoard is
     off, and on all processes but the main one): add images or histograms to it.
     `self.epoch_end_callbacks` are called as `callback(epoch, log)` on every process after each
-    epoch's saves; one may raise to end the run (sweep.py prunes trials that way).
+    epoch; one that returns True ends the run there, saved as an early stop (sweep.py's pruner).
     """
 
     # Further scalars your steps return (besides loss and metrics), for `trainer.monitor` to name.
@@ -142,7 +142,8 @@ class BaseTrainer:
         """TensorBoard's SummaryWriter while training; None when it is off or on another process."""
         for tracker in self.trackers.trackers if self.trackers.running else ():
             if isinstance(tracker, TensorBoardTracker):
-                tracker.started.wait()  # started in the trackers' thread, off the first step's path
+                self.trackers.launch()  # (it starts after the first step, unless asked for before)
+                tracker.started.wait()
                 return tracker.writer
         return None
 
@@ -196,6 +197,7 @@ class BaseTrainer:
         every = self.settings["log_every"]
         if every and self.global_step % every == 0 and self.trackers.log_steps:
             self.trackers.log_step(self.global_step, {"loss": loss.item()})
+        self.trackers.launch()
         self._check_saves(block=False)
         if self.guard.stop_requested(self.global_step):
             self.guard.raise_if_loss_was_bad()  # never save weights that a bad loss reached
@@ -235,9 +237,13 @@ class BaseTrainer:
         self.guard.raise_if_loss_was_bad()
         self._step_scheduler(log)
         logger.info("epoch %d/%d  %s", epoch, self.epochs, "  ".join(f"{k} {v:.6g}" for k, v in log.items()))
-        self.trackers.log_epoch(epoch, self.global_step, log)
+        self.trackers.log_epoch(epoch, self.global_step, dict(log))  # (read in another thread)
         improved = self._update_monitor(log)
         stop = 0 < self.settings["early_stop"] <= self.not_improved_count
+        if stop:
+            logger.info("%s has not improved for %d epochs: stopping early", self.mnt_metric, self.not_improved_count)
+        asked = [callback(epoch, log) for callback in self.epoch_end_callbacks]  # every one, on every process
+        stop = stop or any(asked)
         interrupted = not stop and epoch < self.epochs and self.guard.stop_requested()  # else the run is over
         periodic = epoch % self.settings["save_period"] == 0 or epoch == self.epochs or stop or interrupted
         names = [checkpoint_name(epoch)] * periodic + ["model_best.pth"] * improved
@@ -245,10 +251,6 @@ class BaseTrainer:
             self._save_checkpoint(epoch, *names)
         if interrupted:
             self._interrupt(checkpoint_name(epoch))
-        if stop:
-            logger.info("%s has not improved for %d epochs: stopping early", self.mnt_metric, self.not_improved_count)
-        for callback in self.epoch_end_callbacks:
-            callback(epoch, log)
         return stop
 
     def _step_scheduler(self, log: dict[str, float]) -> None:

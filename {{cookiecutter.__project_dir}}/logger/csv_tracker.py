@@ -1,6 +1,7 @@
 """metrics.csv in the run folder: one row per epoch, readable by any spreadsheet or pandas."""
 
 import csv
+import os
 from pathlib import Path
 
 from logger.tracker import Tracker
@@ -36,7 +37,10 @@ class CSVTracker(Tracker):
             csv.DictWriter(file, fieldnames=self.columns).writerow(row)
 
     def _write_all(self) -> None:
-        with open(self.path, "w", newline="", encoding="utf-8") as file:
+        """Write the whole file anew: through a temporary file, so that a kill leaves the old one."""
+        temporary = self.path.with_name(f".tmp-{self.FILE}")
+        with open(temporary, "w", newline="", encoding="utf-8") as file:
             writer = csv.DictWriter(file, fieldnames=self.columns)
             writer.writeheader()
             writer.writerows(self.rows)
+        os.replace(temporary, self.path)

@@ -105,13 +105,15 @@ class SweepRun:
     continues it."""
 
     def __init__(self, config: dict, study: str) -> None:
+        if importlib.util.find_spec("mlflow") is None:
+            raise ConfigError("MLflowTracker needs MLflow's client: pip install mlflow-skinny sqlalchemy alembic")
         from mlflow import MlflowClient
 
         self.args = next(t.get("args", {}) for t in config["trackers"] if t["type"].endswith("MLflowTracker"))
         self.uri = uri = tracking_uri(self.args.get("tracking_uri"), config)
-        self.client = MlflowClient(uri)
         self.experiment = self.args.get("experiment") or config["name"]
         with mlflow_errors(uri):
+            self.client = MlflowClient(uri)
             experiment_id = experiment(self.client, self.experiment, uri)
             found = self.client.search_runs([experiment_id], filter_string=f"tags.sweep = '{study}'", max_results=1)
             if found:
@@ -126,9 +128,10 @@ class SweepRun:
             if tracker["type"].endswith("MLflowTracker"):
                 tracker.setdefault("args", {}).update(parent_run_id=self.run_id, experiment=self.experiment)
 
-    def close(self) -> None:
+    def close(self, status: str) -> None:
+        """End the sweep's run: "finished", "stopped" or "failed"."""
         with mlflow_errors(self.uri):
-            self.client.set_terminated(self.run_id, "FINISHED")
+            self.client.set_terminated(self.run_id, STATUS[status])
 
 
 @contextlib.contextmanager
@@ -145,12 +148,20 @@ def mlflow_errors(uri: str):
 def experiment(client, name: str, uri: str) -> str:
     """The id of experiment `name`, created if needed. A SQLite store keeps the files of its runs
     beside it (MLflow's default would be ./mlruns, wherever the run was started)."""
+    from mlflow.exceptions import MlflowException
+
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     database = uri.removeprefix("sqlite:///")
     artifacts = (Path(database).resolve().parent / "mlartifacts").as_uri() if uri.startswith("sqlite:///") else None
-    return client.create_experiment(name, artifact_location=artifacts)
+    try:
+        return client.create_experiment(name, artifact_location=artifacts)
+    except MlflowException:  # another process (a sweep on another machine) created it meanwhile
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def tracking_uri(configured: str | None, config: dict) -> str:

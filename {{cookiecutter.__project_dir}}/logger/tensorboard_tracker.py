@@ -17,13 +17,13 @@ class TensorBoardTracker(Tracker):
         self.started = threading.Event()
 
     def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
-        from torch.utils.tensorboard import SummaryWriter  # slow to import: in the trackers' thread
-
         try:
+            from torch.utils.tensorboard import SummaryWriter  # slow to import: in the trackers' thread
+
             # purge_step drops the points an interrupted process wrote after its last checkpoint
             self.writer = SummaryWriter(str(run_dir), purge_step=step + 1)
         finally:
-            self.started.set()
+            self.started.set()  # (on failure the writer stays None)
 
     def log_step(self, step: int, values: dict[str, float]) -> None:
         for key, value in values.items():

@@ -6,15 +6,20 @@ write a `Tracker` subclass in a file of this folder and name it in the config:
 
     "trackers": [{"type": "MyTracker", "args": {...}}]
 
-Only the main process tracks. The trackers run one after another in a thread of their own, so
-that a slow start (TensorBoard's import, a tracking server far away) never delays a step.
+Only the main process tracks. The trackers run one after another in a thread of their own, which
+begins after the first training step: a slow start (TensorBoard's import, a tracking server far
+away) never delays it, and no step waits for a tracker.
 """
 
+import logging
 import queue
 import threading
 from pathlib import Path
 
 from utils.errors import WriteError
+
+logger = logging.getLogger(__name__)
+CLOSE_WAIT_S = 30
 
 
 class Tracker:
@@ -48,6 +53,7 @@ class Trackers:
         self._error: BaseException | None = None
         self._failed: Tracker | None = None
         self._run_dir: Path | None = None
+        self._launched = False
 
     @property
     def running(self) -> bool:
@@ -59,10 +65,17 @@ class Trackers:
         return self.running and any(type(t).log_step is not Tracker.log_step for t in self.trackers)
 
     def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
-        self._run_dir = run_dir
+        """Queue the trackers' start; their thread begins at `launch()`."""
+        self._run_dir, self._launched = run_dir, False
         self._thread = threading.Thread(target=self._work, name="trackers", daemon=True)
-        self._thread.start()
         self._call("start", run_dir, config, epoch, step)
+
+    def launch(self) -> None:
+        """Begin the thread, if it has not begun: the trainer calls this after each step (the
+        first one's time is what imports and connections in the thread would otherwise delay)."""
+        if self._thread is not None and not self._launched:
+            self._launched = True
+            self._thread.start()
 
     def log_step(self, step: int, values: dict[str, float]) -> None:
         self._call("log_step", step, values)
@@ -71,12 +84,18 @@ class Trackers:
         self._call("log_epoch", epoch, step, values)
 
     def close(self, status: str) -> None:
-        """End every tracker's run and wait for the thread; raise what failed in it."""
+        """End every tracker's run and wait for the thread; raise what failed in it. A run that
+        stopped or failed waits CLOSE_WAIT_S at most (a tracking server may be out of reach)."""
         if self._thread is None:
             return
         self._call("close", status)
         self._calls.put(None)
-        self._thread.join()
+        self.launch()
+        self._thread.join(None if status == "finished" else CLOSE_WAIT_S)
+        if self._thread.is_alive():
+            logger.warning(
+                "The trackers did not finish within %d s; their record of this run may be incomplete", CLOSE_WAIT_S
+            )
         self._thread = None
         self.check()
 
@@ -109,4 +128,5 @@ class Trackers:
             getattr(tracker, method)(*args)
         except BaseException as exc:  # raised in the main thread by check()
             if self._error is None:
-                self._error, self._failed = exc, tracker
+                self._failed = tracker  # first: check() may read _error at any moment
+                self._error = exc

@@ -102,6 +102,7 @@ def space(key: str, **distribution) -> dict:
         (space("arch.args.channels", type="categorical", low=1), "categorical takes only 'choices'"),
         (space("optimizer.args.lr", type="loguniform", low=0.1, high=1), "got 'loguniform', expected"),
         (space("arch.args.chanels", type="int", low=4, high=8), "(did you mean 'channels'?)"),
+        (space("arch.args.channels", type="int", low=4, high=8, step=0.5), "int needs a whole number for step"),
         ({"pruner": {"type": "MedianPrunr"}}, "unknown pruner 'MedianPrunr' (did you mean 'MedianPruner'?)"),
         ({"pruner": {"type": "MedianPruner", "args": {"warmup": 1}}}, "config key 'sweep.pruner' (MedianPruner)"),
         ({"trials": 0}, "config key 'sweep.trials': got 0, expected an integer >= 1"),
@@ -116,6 +117,19 @@ def test_sweep_mistakes_are_one_line_before_any_trial(tmp_path, capsys, change, 
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "Tests-sweep").exists()
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line(tmp_path, capsys):
+    storage = f"sqlite:///{(tmp_path / 'no such folder' / 'study.db').as_posix()}"
+    assert sweep.main(["-c", sweep_config(tmp_path), "--storage", storage]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --storage {storage}: ") and err.count("\n") == 1, err
+
+
+def test_a_sweep_whose_every_trial_failed_exits_2(tmp_path, capsys):
+    params = {"loss": {"type": "categorical", "choices": ["tests.parts.nan_loss"]}}
+    assert sweep.main(["-c", sweep_config(tmp_path, params), "--trials", "2"]) == 2
+    assert "error: all 2 trials failed; the first: loss became NaN" in capsys.readouterr().err
 
 
 def test_a_sweep_needs_a_monitored_metric_and_a_sweep_section(tmp_path, capsys):

@@ -42,6 +42,10 @@ def check(config: dict) -> dict[str, dict]:
             raise ConfigError(f"{where}: log_uniform takes no 'step' or 'log'; use uniform with a step instead")
         if kind != "int" and "log" in spec:
             raise ConfigError(f"{where}: 'log' is for int; use log_uniform for floats")
+        if kind == "int" and not float(spec.get("step", 1)).is_integer():
+            raise ConfigError(f"{where}: int needs a whole number for step, got {spec['step']}")
+        if kind == "int" and spec.get("log") and spec.get("step", 1) != 1:
+            raise ConfigError(f"{where}: int with log: true takes no step")
     return params
 
 
