@@ -115,15 +115,22 @@ def set_by_path(config: dict, assignment: str) -> None:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
-    *parents, last = dotted.split(".")
+    section = section_of(config, dotted, f"--set {assignment!r}")
+    section[dotted.rpartition(".")[2]] = value  # a new key is checked with the rest: schema, or signature
+
+
+def section_of(config: dict, dotted: str, where: str) -> dict:
+    """The mapping that holds the value of `dotted` (a.b.c: config["a"]["b"]); the value itself may
+    be missing, the sections above it may not. `where` begins the error message."""
+    *parents, _ = dotted.split(".")
     node, walked = config, []
     for key in parents:
         walked.append(key)
         if not isinstance(node.get(key), dict):
             choices = [k for k, v in node.items() if isinstance(v, dict)]
-            raise ConfigError(f"--set {assignment!r}: no section '{'.'.join(walked)}'{did_you_mean(key, choices)}")
+            raise ConfigError(f"{where}: no section '{'.'.join(walked)}'{did_you_mean(key, choices)}")
         node = node[key]
-    node[last] = value  # a new key is checked with the rest: the schema, or the signature it is an argument of
+    return node
 
 
 def did_you_mean(word: str, choices) -> str:

@@ -10,7 +10,7 @@
 
 import copy
 
-from parse_config import did_you_mean
+from parse_config import section_of
 from utils.errors import ConfigError
 
 NUMERIC = ("log_uniform", "uniform", "int")
@@ -22,7 +22,7 @@ def check(config: dict) -> dict[str, dict]:
     params = config["sweep"]["params"]
     for key, spec in params.items():
         where = f"config key 'sweep.params.{key}'"
-        _section_of(config, key, where)
+        section_of(config, key, where)
         kind = spec["type"]
         if kind == "categorical":
             extra = [name for name in ("low", "high", "step", "log") if name in spec]
@@ -73,20 +73,6 @@ def apply(config: dict, values: dict) -> dict:
     config = copy.deepcopy(config)
     config.pop("sweep", None)
     for key, value in values.items():
-        section = _section_of(config, key, f"config key 'sweep.params.{key}'")
+        section = section_of(config, key, f"config key 'sweep.params.{key}'")
         section[key.rpartition(".")[2]] = value
     return config
-
-
-def _section_of(config: dict, key: str, where: str) -> dict:
-    """The mapping that holds the value of dotted `key`; the value itself may be left out (an
-    argument with a default), the sections above it may not."""
-    *parents, _ = key.split(".")
-    node, walked = config, []
-    for name in parents:
-        walked.append(name)
-        if not isinstance(node.get(name), dict):
-            choices = [k for k, v in node.items() if isinstance(v, dict)]
-            raise ConfigError(f"{where}: the config has no section '{'.'.join(walked)}'{did_you_mean(name, choices)}")
-        node = node[name]
-    return node
