@@ -110,6 +110,7 @@ class BaseTrainer:
         """
         self.run_dir = Path(run_dir) if run_dir is not None else None
         if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             for path in sweep_temp_files(self.run_dir):
                 logger.warning("Removed %s, left by a run killed while saving", path.name)
             self.trackers.start(self.run_dir, self.config, self.start_epoch - 1, self.global_step)

@@ -1,6 +1,7 @@
 """TensorBoard curves through the public SummaryWriter (projects made with TensorBoard)."""
 
 import contextlib
+import time
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -70,7 +71,10 @@ def test_a_failing_tensorboard_writer_ends_the_run_like_a_failed_save(tmp_path):
     process = start_script("train.py", "-c", TEST_CONFIG, *(arg for s in sets for arg in ("--set", s)))
     read_until(process, "checkpoint-epoch1.pth")
     run_dir = only_run_dir(tmp_path)
-    (events,) = run_dir.glob("events.out.tfevents.*")
+    deadline = time.monotonic() + 60  # the writer starts in the trackers' thread, after the first step
+    while not (found := list(run_dir.glob("events.out.tfevents.*"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (events,) = found
     while not events.is_dir():  # (the writer may recreate the file in between: then again)
         events.unlink(missing_ok=True)
         with contextlib.suppress(FileExistsError):
