@@ -186,7 +186,7 @@ class Objective:
 
     def __init__(self, config: ConfigParser, params: dict, name: str, device, folder: Path) -> None:
         self.config, self.params, self.name, self.device, self.folder = config, params, name, device, folder
-        self.parent = _mlflow_parent(config.config, name)
+        self.parent = _mlflow_parent(config, name)
         self.stopped: TrainingStopped | None = None
         self.errors: list[str] = []  # why trials of this run failed
 
@@ -279,7 +279,6 @@ def summarize(study: optuna.Study, config: dict, folder: Path) -> None:
         print("no trial completed yet: no best config")
         return
     best = study.best_trial
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "best_config.json"
     best_config = search_space.apply(config, best.params)
     save_checkpoint(json.dumps(best_config, indent=2).encode() + b"\n", path)
@@ -319,14 +318,14 @@ def plots(study: optuna.Study, folder: Path) -> list[Path]:
     return written
 
 
-def _mlflow_parent(config: dict, name: str):
+def _mlflow_parent(config: ConfigParser, name: str):
     """With an MLflowTracker in the config, the sweep's own MLflow run, under which each trial is
     a nested run; else None."""
-    if not any(t["type"].rpartition(".")[2] == "MLflowTracker" for t in config["trackers"]):
+    if not any(tracker.__name__ == "MLflowTracker" for tracker in config.trackers):
         return None
     from logger.mlflow_tracker import SweepRun
 
-    return SweepRun(config, name)
+    return SweepRun(config.config, name)
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ class SweepRun:
             raise ConfigError("MLflowTracker needs MLflow's client: pip install mlflow-skinny sqlalchemy alembic")
         from mlflow import MlflowClient
 
-        self.args = next(t.get("args", {}) for t in config["trackers"] if t["type"].endswith("MLflowTracker"))
+        self.args = next(section.get("args", {}) for section in mlflow_sections(config))
         self.uri = uri = tracking_uri(self.args.get("tracking_uri"), config)
         self.experiment = self.args.get("experiment") or config["name"]
         with mlflow_errors(uri):
@@ -124,14 +124,18 @@ class SweepRun:
 
     def nest(self, trial_config: dict) -> None:
         """Make the MLflowTracker of a trial's config log under this run."""
-        for tracker in trial_config["trackers"]:
-            if tracker["type"].endswith("MLflowTracker"):
-                tracker.setdefault("args", {}).update(parent_run_id=self.run_id, experiment=self.experiment)
+        for section in mlflow_sections(trial_config):
+            section.setdefault("args", {}).update(parent_run_id=self.run_id, experiment=self.experiment)
 
     def close(self, status: str) -> None:
         """End the sweep's run: "finished", "stopped" or "failed"."""
         with mlflow_errors(self.uri):
             self.client.set_terminated(self.run_id, STATUS[status])
+
+
+def mlflow_sections(config: dict) -> list[dict]:
+    """The config's `trackers` entries that name MLflowTracker (by short name or dotted path)."""
+    return [section for section in config["trackers"] if section["type"].rpartition(".")[2] == "MLflowTracker"]
 
 
 @contextlib.contextmanager
