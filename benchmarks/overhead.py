@@ -98,7 +98,7 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -
                     config["trainer"]["monitor"] = "off"
                 torch.manual_seed(0)
                 parsed = ConfigParser(config)
-                trainer = parsed.build_trainer(device, parsed.build_data_loader())
+                trainer = build_trainer(parsed, device)
                 run_dir = Path(tmp) / "run"
                 run_dir.mkdir()
                 first = first_step_clock(trainer.optimizer)
@@ -116,6 +116,15 @@ def trainer_vs_raw(project: Path, repeats: int, epochs: int, device_name: str) -
     return results
 
 
+def build_trainer(parsed, device):
+    """The trainer as the project's train.py builds it (`train.build`; before it, the config built it)."""
+    import train
+
+    if hasattr(train, "build"):
+        return train.build(parsed, device)
+    return parsed.build_trainer(device, parsed.build_data_loader())
+
+
 def first_step_clock(optimizer) -> list[float]:
     """A list that receives the time at which `optimizer` finishes its first step."""
     done: list[float] = []
@@ -126,7 +135,7 @@ def first_step_clock(optimizer) -> list[float]:
 def raw_loop(config, epochs: int, device, torch, F) -> tuple[float, float]:
     """The hand-written baseline: same model, data, split, batch size, optimizer and scheduler.
     Returns its time, and the time to the end of its first optimizer step."""
-    loader = config.build_data_loader()
+    loader = config.init_obj("data_loader")
     images, labels = loader.dataset.tensors
     train_indices = loader.batch_sampler.indices
     model = config.init_obj("arch").to(device)
@@ -179,7 +188,7 @@ def first_step_child(project: Path, kind: str) -> None:
         if kind == "raw":
             _, first = raw_loop(parsed, 1, torch.device("cpu"), torch, F)
         else:
-            trainer = parsed.build_trainer(torch.device("cpu"), parsed.build_data_loader())
+            trainer = build_trainer(parsed, torch.device("cpu"))
             (Path(tmp) / "run").mkdir()
             done = first_step_clock(trainer.optimizer)
             start = time.perf_counter()

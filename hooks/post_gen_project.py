@@ -6,10 +6,10 @@ standard library only: it never imports torch. Steps:
 0. The files of options that were not chosen are removed (see ``unused_paths``).
 1. The config is checked against the project's own ``config.schema.json`` by the project's own
    checker, ``python parse_config.py <config>``, on an interpreter that has jsonschema (and
-   PyYAML for YAML; torch is not needed). The schema is the one definition of the rules:
+   ruamel.yaml for YAML; torch is not needed). The schema is the one definition of the rules:
    train.py checks the same. Without such an interpreter, a notice says how to check later.
 2. Smoke run: the project's own ``train.py -c <config> --smoke`` runs in a subprocess on an
-   interpreter that has torch (and torchvision, PyYAML or tensorboard when the options need
+   interpreter that has torch (and torchvision, ruamel.yaml or tensorboard when the options need
    them). Skipped when PYTORCH_TEMPLATE_SKIP_SMOKE=1 (works everywhere, cruft included), when
    the private answer ``_smoke_run`` is false, or, with a notice and exit 0, when no such
    interpreter is found. PYTORCH_TEMPLATE_PYTHON names the interpreter.
@@ -141,7 +141,7 @@ def required_modules(options):
     if options["dataset"] != "digits":
         modules.append("torchvision")
     if options["config_format"] == "yaml":
-        modules.append("yaml")
+        modules.append("ruamel")  # ruamel.yaml (find_spec of a dotted name imports its parent)
     if is_yes(options["tensorboard"]):
         modules.append("tensorboard")
     return modules

@@ -96,7 +96,7 @@ def test_combination_metadata_matches_the_answers(baked, answers):
     assert ("tensorboard" in names) is answers["tensorboard"]
     assert ({"optuna", "matplotlib"} <= names) is answers["sweeps"] is ("optuna" in names)
     assert ({"mlflow-skinny", "sqlalchemy", "alembic"} <= names) is answers["mlflow"] is ("mlflow-skinny" in names)
-    assert {"torch", "numpy", "jsonschema", "filelock", "pyyaml", "tqdm"} <= names
+    assert {"torch", "numpy", "jsonschema", "filelock", "ruamel.yaml", "tqdm"} <= names
     requirements = (project / "requirements.txt").read_text(encoding="utf-8").splitlines()
     assert {re.split(r"[<>=!~ ]", line)[0] for line in requirements if line and line[0] != "#"} == names
     assert {"config.json", "config.yaml", "data", "saved"} <= set(pyproject["tool"]["cruft"]["skip"])

@@ -367,13 +367,13 @@ def test_unchosen_option_files_are_removed_and_removal_is_idempotent(tmp_path):
         pytest.param({}, ["tensorboard"], id="defaults"),
         pytest.param({"dataset": "mnist", "tensorboard": False}, ["torchvision"], id="mnist"),
         pytest.param(
-            {"config_format": "yaml", "dataset": "image_folder"}, ["torchvision", "yaml", "tensorboard"], id="yaml"
+            {"config_format": "yaml", "dataset": "image_folder"}, ["torchvision", "ruamel", "tensorboard"], id="yaml"
         ),
     ],
 )
 def test_smoke_run_needs_a_python_with_the_options_modules(tmp_path, options, extra):
     """The smoke run's interpreter must have what the chosen options import (torchvision for
-    MNIST and image folders, PyYAML for YAML), else it is skipped with a notice."""
+    MNIST and image folders, ruamel.yaml for YAML), else it is skipped with a notice."""
     hook = load_hook("post_gen_project", tmp_path, **options)
     assert hook.required_modules(hook.OPTIONS) == ["torch", "numpy", "jsonschema", "filelock", *extra]
     assert hook.choose_python(env_for(), modules=["torch", "no_such_module_here"]) is None

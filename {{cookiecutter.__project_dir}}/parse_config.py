@@ -1,4 +1,4 @@
-"""From a config file and command-line overrides to a validated config, and from it to objects.
+"""From a config file and command-line overrides to a validated config whose names are resolved.
 
     config = ConfigParser(load_config("config.json"))   # every mistake is one line, before any file is written
     model = config.init_obj("arch")                      # build what a section names
@@ -6,41 +6,52 @@
 The rules for every key live in config.schema.json, which also gives editors completion. A
 section `{"type": NAME, "args": {...}}` names a class defined in any file of its folder (arch:
 model/, data_loader: data_loader/, trainer.type: trainer/, trackers: logger/), a torch.optim
-optimizer or scheduler, or anything importable by a dotted path (torchvision.models.resnet18). `loss` and `metrics` name
-functions of model/loss.py and model/metric.py, or dotted paths (torch.nn.functional.nll_loss).
+optimizer or scheduler, or anything importable by a dotted path (torchvision.models.resnet18).
+`loss` and `metrics` name functions of model/loss.py and model/metric.py, or dotted paths.
 
 `python parse_config.py config.json` checks a config file against the schema alone (no torch).
 """
 
 import copy
-import difflib
 import functools
 import importlib
 import inspect
 import json
 import logging
 import pkgutil
-import re
 import sys
-import traceback
 from pathlib import Path
 
 import jsonschema
 
-from utils.errors import ConfigError, UserError, first_line, report
+from utils.errors import ConfigError, did_you_mean, first_line, is_user_bug, report, section_of
 
 logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent
 SCHEMA_FILE = PROJECT_DIR / "config.schema.json"
+# config key -> where its short names are looked up (a project folder, or a module), and the class
+# it must derive from ("module:Class"); trackers, data loaders and trainers named by dotted paths too.
+NAMES = {
+    "arch": ("model/", "torch.nn:Module"),
+    "data_loader": ("data_loader/", "base:BaseDataLoader"),
+    "trainer": ("trainer/", "base:BaseTrainer"),
+    "trackers": ("logger/", "logger.trackers:Tracker"),
+    "optimizer": ("torch.optim", "torch.optim:Optimizer"),
+    "lr_scheduler": ("torch.optim.lr_scheduler", "torch.optim.lr_scheduler:LRScheduler"),
+    "loss": ("model.loss", None),
+    "metrics": ("model.metric", None),
+    "sampler": ("optuna.samplers", "optuna.samplers:BaseSampler"),  # sweep.py's
+    "pruner": ("optuna.pruners", "optuna.pruners:BasePruner"),
+}
+ANY_PATH_MUST_DERIVE = ("data_loader", "trainer", "trackers")  # the trainer relies on their methods
 # Arguments that the code passes itself; the config must not set them.
 SUPPLIED_BY_CODE = {"optimizer": {"params"}, "lr_scheduler": {"optimizer"}}
-INSTALLED = {"site-packages", "dist-packages"}  # a virtual environment may live inside the project
 BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
 
 
 def load_config(path: str | Path) -> dict:
-    """Read a JSON or YAML config (by extension); syntax errors name the line and column, a key
-    given twice is refused (both parsers would keep the last), the editor-only `$schema` is dropped."""
+    """Read a JSON or YAML config (by extension): syntax errors name the line, a key given twice
+    is refused (both formats would keep the last one), the editor-only `$schema` is dropped."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist; pass an existing file with -c")
@@ -66,44 +77,26 @@ def _parse_json(text: str, path: Path):
         return json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
 
 
 def _parse_yaml(text: str, path: Path):
+    """YAML 1.2 through ruamel.yaml's safe loader: plain data only, a key given twice is refused,
+    `3e-4` is a number and `off` stays the text "off"."""
     try:
-        import yaml  # only YAML configs need PyYAML
+        from ruamel.yaml import YAML, YAMLError  # only YAML configs need it
     except ImportError:
-        raise ConfigError(f"{path}: reading YAML needs PyYAML; pip install pyyaml") from None
-
-    class StrictLoader(yaml.SafeLoader):
-        """Plain data only; a key given twice is refused, and 3e-4 is a number (YAML 1.1 wants 3.0e-4)."""
-
-    def no_duplicates(loader, node):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden
-                continue
-            line, scalar = key_node.start_mark.line + 1, isinstance(key_node, yaml.ScalarNode)
-            key = loader.construct_object(key_node) if scalar else None
-            if not isinstance(key, str):
-                raise ConfigError(
-                    f"{path}:{line}: a config key must be text, got {repr(key) if scalar else 'a ' + key_node.id}"
-                )
-            if key in seen:
-                raise ConfigError(f"{path}:{line}: key {key!r} appears twice in the same mapping; keep one")
-            seen.add(key)
-        return loader.construct_mapping(node)
-
-    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, no_duplicates)
-    exponent = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
-    StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", exponent, list("-+0123456789."))
+        raise ConfigError(f"{path}: reading YAML needs ruamel.yaml; pip install ruamel.yaml") from None
     try:
-        return yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass: plain data only
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{mark.line + 1}:{mark.column + 1}:" if mark else ""
-        raise ConfigError(f"{path}:{where} invalid YAML: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {first_line(exc)}") from None
+        config = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or first_line(exc)
+        if "duplicate key" in problem:
+            problem = f"key {problem.split(chr(34))[1]!r} appears twice in the same mapping; keep one"
+        raise ConfigError(f"{path}:{f'{mark.line + 1}:' if mark else ''} {problem}") from None
+    return config
 
 
 def set_by_path(config: dict, assignment: str) -> None:
@@ -119,31 +112,12 @@ def set_by_path(config: dict, assignment: str) -> None:
     section[dotted.rpartition(".")[2]] = value  # a new key is checked with the rest: schema, or signature
 
 
-def section_of(config: dict, dotted: str, where: str) -> dict:
-    """The mapping that holds the value of `dotted` (a.b.c: config["a"]["b"]); the value itself may
-    be missing, the sections above it may not. `where` begins the error message."""
-    *parents, _ = dotted.split(".")
-    node, walked = config, []
-    for key in parents:
-        walked.append(key)
-        if not isinstance(node.get(key), dict):
-            choices = [k for k, v in node.items() if isinstance(v, dict)]
-            raise ConfigError(f"{where}: no section '{'.'.join(walked)}'{did_you_mean(key, choices)}")
-        node = node[key]
-    return node
-
-
-def did_you_mean(word: str, choices) -> str:
-    """A hint naming the closest of `choices` (the same name in other case first), or ''."""
-    choices = [str(c) for c in choices]
-    same_case = [c for c in choices if c.lower() == str(word).lower()]
-    close = same_case or difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def check_is_mapping(config) -> None:
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping of keys (a JSON object), got {type(config).__name__}")
+    bad = next((key for key in config if not isinstance(key, str)), None)
+    if bad is not None:  # (YAML allows them)
+        raise ConfigError(f"a config key must be text, got {bad!r}")
 
 
 def check_schema(config) -> None:
@@ -160,22 +134,16 @@ def check_schema(config) -> None:
         return
     while error.parent is not None:  # a branch of "oneOf": describe every alternative
         error = error.parent
-    path = list(error.absolute_path)
+    where = error.json_path.removeprefix("$").lstrip(".")  # "$.trainer.epochs" -> "trainer.epochs"
     if error.validator == "additionalProperties":
         allowed = list(error.schema["properties"])
         extra = next(key for key in error.instance if key not in allowed)
-        hint = did_you_mean(extra, allowed)
-        raise ConfigError(f"config key '{_dotted([*path, extra])}' is unknown{hint}; allowed: {', '.join(allowed)}")
+        key = f"{where}.{extra}".lstrip(".")
+        raise ConfigError(f"config key '{key}' is unknown{did_you_mean(extra, allowed)}; allowed: {', '.join(allowed)}")
     if error.validator == "required":
         missing = next(key for key in error.validator_value if key not in error.instance)
-        raise ConfigError(f"config key '{_dotted([*path, missing])}' is missing; add it")
-    expected = _expected(error.schema)
-    hint = '; in YAML, quote it: "off"' if isinstance(error.instance, bool) and '"off"' in expected else ""
-    raise ConfigError(f"config key '{_dotted(path)}': got {error.instance!r}, expected {expected}{hint}")
-
-
-def _dotted(path: list) -> str:
-    return "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path).lstrip(".")
+        raise ConfigError(f"config key '{f'{where}.{missing}'.lstrip('.')}' is missing; add it")
+    raise ConfigError(f"config key '{where}': got {error.instance!r}, expected {_expected(error.schema)}")
 
 
 def _expected(schema: dict) -> str:
@@ -195,66 +163,54 @@ def _expected(schema: dict) -> str:
     return words.get(kind, 'a list of names like ["accuracy"]' if kind == "array" else "a valid value")
 
 
-def _project_modules(folder: str) -> list:
-    """Every module in the project folder `folder`, imported. An import that fails with a bug
-    shows its traceback; a package that is not installed is one line naming the file."""
-    modules = []
-    for info in pkgutil.iter_modules([str(PROJECT_DIR / folder)]):
-        try:
-            modules.append(importlib.import_module(f"{folder}.{info.name}"))
-        except ModuleNotFoundError as exc:
-            if (PROJECT_DIR / str(exc.name).split(".")[0]).exists():
-                raise
-            raise ConfigError(
-                f"{folder}/{info.name}.py imports {exc.name!r}, which is not installed; install it"
-            ) from None
-    return modules
+def _import(dotted: str):
+    module, _, name = dotted.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def _defined_in(modules: list, keep) -> dict:
-    """The public classes or functions that `modules` define (not import) and `keep` accepts."""
+def catalog(key: str) -> dict:
+    """The short names config key `key` may use, and what each refers to: the public classes (of
+    the required base) or functions defined, not imported, in its folder's files or its module."""
+    place, base = NAMES[key]
+    if place.endswith("/"):
+        folder = place.rstrip("/")
+        modules = [_import_project_file(folder, info.name) for info in pkgutil.iter_modules([str(PROJECT_DIR / folder)])]
+    else:
+        modules = [importlib.import_module(place)]
+    base_class = _import(base) if base else None
+    abstract = (base_class, _import("base:BaseModel") if key == "arch" else None)  # not to be named
+
+    def wanted(obj, module) -> bool:
+        if base_class is None:  # loss and metrics: functions defined in that module
+            return inspect.isfunction(obj) and obj.__module__ == module.__name__
+        defined = getattr(obj, "__module__", None) == module.__name__ or not place.endswith("/")  # not imported
+        return isinstance(obj, type) and issubclass(obj, base_class) and defined and not any(obj is a for a in abstract)
+
     found, where = {}, {}
     for module in modules:
         for name, obj in vars(module).items():
-            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__ or not keep(obj):
+            if name.startswith("_") or not wanted(obj, module):
                 continue
             if name in found and found[name] is not obj:
-                raise ConfigError(
-                    f"two definitions are named {name}, in {where[name]} and {module.__name__}; rename one"
-                )
+                raise ConfigError(f"two definitions are named {name}, in {where[name]} and {module.__name__}; rename one")
             found[name], where[name] = obj, module.__name__
     return found
 
 
-def catalog(key: str) -> dict:
-    """The short names config key `key` may use, and what each refers to."""
-    import torch  # here, not at the top: checking a file against the schema needs no torch
-
-    from base import BaseDataLoader, BaseModel, BaseTrainer
-
-    def subclass_of(base):
-        return lambda obj: isinstance(obj, type) and issubclass(obj, base) and obj not in (base, BaseModel)
-
-    if key == "arch":
-        return _defined_in(_project_modules("model"), subclass_of(torch.nn.Module))
-    if key == "trackers":
-        from logger.tracker import Tracker
-
-        return _defined_in(_project_modules("logger"), subclass_of(Tracker))
-    if key in ("data_loader", "trainer"):
-        return _defined_in(_project_modules(key), subclass_of(BaseDataLoader if key == "data_loader" else BaseTrainer))
-    if key == "optimizer":
-        return {n: c for n, c in vars(torch.optim).items() if subclass_of(torch.optim.Optimizer)(c)}
-    if key == "lr_scheduler":
-        scheduler = torch.optim.lr_scheduler
-        return {n: c for n, c in vars(scheduler).items() if subclass_of(scheduler.LRScheduler)(c)}
-    module = importlib.import_module("model.loss" if key == "loss" else "model.metric")
-    return _defined_in([module], inspect.isfunction)
+def _import_project_file(folder: str, name: str):
+    """A module of the project, imported: a bug in it shows its traceback; a package it needs that
+    is not installed is one line naming the file."""
+    try:
+        return importlib.import_module(f"{folder}.{name}")
+    except ModuleNotFoundError as exc:
+        if (PROJECT_DIR / str(exc.name).split(".")[0]).exists():
+            raise
+        raise ConfigError(f"{folder}/{name}.py imports {exc.name!r}, which is not installed; install it") from None
 
 
 def resolve(key: str, name: str, where: str):
     """What `name`, at config key `where`, refers to: a name from `catalog(key)`, else a dotted
-    import path."""
+    import path (which, for data loaders, trainers and trackers, must derive from ours)."""
     names = catalog(key)
     if name in names:
         return names[name]
@@ -267,69 +223,62 @@ def resolve(key: str, name: str, where: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(
-            f"config key '{where}': cannot import {module_name!r} for {name!r} ({first_line(exc)})"
-        ) from None
+        raise ConfigError(f"config key '{where}': cannot import {module_name!r} for {name!r} ({first_line(exc)})") from None
     if not hasattr(module, attribute):
         public = [n for n in vars(module) if not n.startswith("_")]
         raise ConfigError(f"config key '{where}': {module_name} has no {attribute!r}{did_you_mean(attribute, public)}")
-    return getattr(module, attribute)
+    target, base = getattr(module, attribute), NAMES[key][1]
+    if key in ANY_PATH_MUST_DERIVE and not (isinstance(target, type) and issubclass(target, _import(base))):
+        raise ConfigError(f"config key '{where}': {target!r} is not a {base.partition(':')[2]} subclass; derive it from one")
+    return target
 
 
-def _check_base_classes(targets: dict) -> None:
-    """A data loader or trainer named by a dotted path must still be one of ours: the trainer
-    relies on their methods."""
-    from base import BaseDataLoader, BaseTrainer
-
-    for key, base in (("data_loader", BaseDataLoader), ("trainer", BaseTrainer)):
-        if not (isinstance(targets[key], type) and issubclass(targets[key], base)):
-            raise ConfigError(
-                f"config key '{key}.type': {targets[key]!r} is not a {base.__name__} subclass; derive it from one"
-            )
-
-
-def check_arguments(key: str, target, args: dict) -> None:
-    """Compare `args` with the signature of `target`, so typos fail before anything is built."""
+def check_arguments(where: str, target, args: dict) -> None:
+    """Bind `args` to the signature of `target`, so that typos fail before anything is built."""
     try:
-        params = inspect.signature(target).parameters
+        signature = inspect.signature(target)
     except (TypeError, ValueError):  # some builtins have no signature to compare with
         return
-    supplied = SUPPLIED_BY_CODE.get(key, set())
-    named = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+    supplied = SUPPLIED_BY_CODE.get(where, set())
+    named = [n for n, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     accepted = [n for n in named if n not in supplied]
+    title = getattr(target, "__name__", target)
     for name in args:
         if name in supplied:
-            raise ConfigError(f"config key '{key}.args.{name}' is set by the code; remove it from the config")
-        if name not in named and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            raise ConfigError(
-                f"config key '{key}.args.{name}': {getattr(target, '__name__', target)} has no "
-                f"argument {name!r}{did_you_mean(name, accepted)}; it accepts: {', '.join(accepted)}"
-            )
-    for name in accepted:
-        if params[name].default is inspect.Parameter.empty and name not in args:
-            raise ConfigError(
-                f"config key '{key}.args.{name}' is missing; {getattr(target, '__name__', target)} requires it"
-            )
+            raise ConfigError(f"config key '{where}.args.{name}' is set by the code; remove it from the config")
+    try:
+        signature.bind_partial(*([None] * len(supplied)), **args)
+    except TypeError as exc:
+        name = next((n for n in args if n not in named), None)
+        if name is None:
+            raise ConfigError(f"config key '{where}.args': {title}: {first_line(exc)}") from None
+        raise ConfigError(
+            f"config key '{where}.args.{name}': {title} has no argument {name!r}{did_you_mean(name, accepted)}; "
+            f"it accepts: {', '.join(accepted)}"
+        ) from None
+    empty = inspect.Parameter.empty
+    missing = [n for n in accepted if signature.parameters[n].default is empty and n not in args]
+    if missing:
+        raise ConfigError(f"config key '{where}.args.{missing[0]}' is missing; {title} requires it")
 
 
-class ConfigParser:
-    """A validated config, and the means to build the objects it describes."""
+class ConfigParser(dict):
+    """A validated config (a plain mapping of its keys) whose names are resolved: `targets` holds
+    what each section's `type` names, `loss`, `metrics` and `trackers` the functions and classes."""
 
     def __init__(self, config: dict) -> None:
         check_schema(config)
-        self.config = config
-        sections = [key for key in ("arch", "data_loader", "optimizer", "lr_scheduler") if config.get(key)]
+        super().__init__(config)
+        sections = [key for key in ("arch", "data_loader", "optimizer", "lr_scheduler", "trainer") if config.get(key)]
         self.targets = {key: resolve(key, config[key]["type"], f"{key}.type") for key in sections}
-        self.targets["trainer"] = resolve("trainer", config["trainer"]["type"], "trainer.type")
-        _check_base_classes(self.targets)
-        for key in sections:
+        for key in sections[:-1]:  # (the trainer's arguments are the code's)
             check_arguments(key, self.targets[key], config[key].get("args", {}))
         self.loss = resolve("loss", config["loss"], "loss")
         self.metrics = [resolve("metrics", name, f"metrics[{i}]") for i, name in enumerate(config["metrics"])]
-        self.trackers = [
-            resolve("trackers", t["type"], f"trackers[{i}].type") for i, t in enumerate(config["trackers"])
-        ]
-        self._check_trackers()
+        self.trackers = []
+        for i, section in enumerate(config["trackers"]):
+            self.trackers.append(resolve("trackers", section["type"], f"trackers[{i}].type"))
+            check_arguments(f"trackers[{i}]", self.trackers[-1], section.get("args", {}))
         self._check_monitor()
 
     @classmethod
@@ -347,21 +296,15 @@ class ConfigParser:
             set_by_path(config, assignment)
         return cls(config)
 
-    def __getitem__(self, key: str):
-        return self.config[key]
-
     def init_obj(self, name: str, *args, **kwargs):
         """Build `config[name]`: call its `type` with `args`, then its config `args` and `kwargs`.
-
-        pytorch-template's form, `init_obj(name, module, *args)`, works too; the module is not needed.
-        """
-        if args and inspect.ismodule(args[0]):
-            args = args[1:]
-        section = self.config[name]
+        pytorch-template's form, `init_obj(name, module, *args)`, works too; the module is not needed."""
+        args = args[1:] if args and inspect.ismodule(args[0]) else args
+        section = self[name]
         try:
             obj = self.targets[name](*args, **{**section.get("args", {}), **kwargs})
         except Exception as exc:
-            if isinstance(exc, UserError) or _raised_in_project(exc):
+            if is_user_bug(exc):
                 raise  # a bug in the project's own code: keep the traceback that points at it
             raise ConfigError(f"config key '{name}' ({section['type']}): {first_line(exc)}") from None
         logger.info("Built %s from config key '%s' with args %s", section["type"], name, section.get("args", {}))
@@ -369,79 +312,32 @@ class ConfigParser:
 
     def init_ftn(self, name: str, *args, **kwargs):
         """`config[name]`'s `type` with its arguments bound, to call later (pytorch-template's API)."""
-        if args and inspect.ismodule(args[0]):
-            args = args[1:]
-        return functools.partial(self.targets[name], *args, **{**self.config[name].get("args", {}), **kwargs})
+        args = args[1:] if args and inspect.ismodule(args[0]) else args
+        return functools.partial(self.targets[name], *args, **{**self[name].get("args", {}), **kwargs})
 
-    def build_data_loader(self, training: bool = True):
-        """The training data, or (`training=False`) every sample of the test split."""
-        if training:
-            return self.init_obj("data_loader")
-        params = inspect.signature(self.targets["data_loader"]).parameters
-        if "training" not in params:
-            raise ConfigError(
-                f"{self['data_loader']['type']} has no 'training' argument, so test.py cannot ask it "
-                "for the test split; add training=True to its __init__ (README: Use your own dataset)"
-            )
-        no_split = {"validation_split": 0} if "validation_split" in params else {}  # it is for training data
-        return self.init_obj("data_loader", training=False, **no_split).all_samples()
-
-    def build_trackers(self) -> list:
+    def init_trackers(self) -> list:
         """The trackers of config key `trackers`, built from their args."""
         built = []
-        for i, (target, section) in enumerate(zip(self.trackers, self.config["trackers"], strict=True)):
+        for i, (target, section) in enumerate(zip(self.trackers, self["trackers"], strict=True)):
             try:
                 built.append(target(**section.get("args", {})))
             except Exception as exc:
-                if isinstance(exc, UserError) or _raised_in_project(exc):
+                if is_user_bug(exc):
                     raise
                 raise ConfigError(f"config key 'trackers[{i}]' ({section['type']}): {first_line(exc)}") from None
             logger.info("Built %s from config key 'trackers[%d]'", section["type"], i)
         return built
 
-    def build_trainer(self, device, data_loader, tracking: bool = True):
-        """The model, optimizer, scheduler and trainer the config describes, training on `data_loader`;
-        `tracking=False` leaves out the config's trackers (the smoke run's)."""
-        import torch
-
-        model = self.init_obj("arch")
-        if not isinstance(model, torch.nn.Module):
-            raise ConfigError(
-                f"config key 'arch.type': {self['arch']['type']} made a {type(model).__name__}, not a torch.nn.Module"
-            )
-        model = model.to(device)
-        logger.info("%s", model)
-        check_num_classes(data_loader, model)
-        optimizer = self.init_obj("optimizer", [p for p in model.parameters() if p.requires_grad])
-        scheduler = self.init_obj("lr_scheduler", optimizer) if self.config.get("lr_scheduler") else None
-        valid, trainer_class = data_loader.split_validation(), self.targets["trainer"]
-        trainer = trainer_class(
-            model, self.loss, self.metrics, optimizer, self.config, device, data_loader, valid, scheduler
-        )
-        trainer.trackers.trackers += self.build_trackers() if tracking else []
-        return trainer
-
-    def _check_trackers(self) -> None:
-        from logger.tracker import Tracker
-
-        for i, (target, section) in enumerate(zip(self.trackers, self.config["trackers"], strict=True)):
-            if not (isinstance(target, type) and issubclass(target, Tracker)):
-                raise ConfigError(
-                    f"config key 'trackers[{i}].type': {target!r} is not a Tracker subclass; derive it from one"
-                )
-            check_arguments(f"trackers[{i}]", target, section.get("args", {}))
-
     def _check_monitor(self) -> None:
-        monitor = self.config["trainer"]["monitor"]
+        monitor, scheduler = self["trainer"]["monitor"], self.get("lr_scheduler") or {}
         if monitor == "off":
             return
         names = ["loss", *(fn.__name__ for fn in self.metrics), *getattr(self.targets["trainer"], "extra_metrics", ())]
-        names += ["grad_norm"] if self.config["trainer"]["clip_grad_norm"] else []
-        split = self.config["data_loader"].get("args", {}).get("validation_split", 0)
+        names += ["grad_norm"] if self["trainer"]["clip_grad_norm"] else []
+        split = self["data_loader"].get("args", {}).get("validation_split", 0)
         choices = names + [f"val_{n}" for n in names] if split else names
         mode, metric = monitor.split()
-        plateau = self.config.get("lr_scheduler") and self.config["lr_scheduler"]["type"] == "ReduceLROnPlateau"
-        if plateau and self.config["lr_scheduler"].get("args", {}).get("mode", "min") != mode:
+        if scheduler.get("type") == "ReduceLROnPlateau" and scheduler.get("args", {}).get("mode", "min") != mode:
             raise ConfigError(
                 f"config key 'lr_scheduler.args.mode': ReduceLROnPlateau follows {monitor!r}; set it to {mode!r}"
             )
@@ -451,28 +347,6 @@ class ConfigParser:
                 f"config key 'trainer.monitor': unknown metric {metric!r}{did_you_mean(metric, choices)}; "
                 f"available: {', '.join(choices)}{hint}"
             )
-
-
-def check_num_classes(data_loader, model) -> None:
-    """When the data names its classes, a model with a `num_classes` attribute must match it."""
-    classes, outputs = getattr(data_loader, "classes", None), getattr(model, "num_classes", None)
-    if classes is not None and isinstance(outputs, int) and outputs != len(classes):
-        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-        raise ConfigError(
-            f"config key 'arch.args.num_classes' is {outputs} but the data has {len(classes)} classes "
-            f"({shown}); set it to {len(classes)}"
-        )
-
-
-def _raised_in_project(exc: BaseException) -> bool:
-    """True when the exception passed through a file of this project (your model, your loader):
-    a bug there keeps its traceback. A library refusing a value the config gave it directly (an
-    optimizer's learning rate, say) is one line."""
-    for frame in traceback.extract_tb(exc.__traceback__)[1:]:  # [0] is init_obj itself
-        path = Path(frame.filename).resolve()
-        if not frame.filename.startswith("<") and path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts):
-            return True
-    return False
 
 
 if __name__ == "__main__":

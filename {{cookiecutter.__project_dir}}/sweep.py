@@ -11,7 +11,6 @@ the best value of `trainer.monitor`. The study lives in saved/<study>/study.db u
 names a database that several sweep.py processes, on several machines, share.
 """
 
-import argparse
 import gc
 import json
 import logging
@@ -30,68 +29,49 @@ import torch
 
 import train
 from logger import setup_logging
-from parse_config import ConfigParser, did_you_mean, resolve
-from utils import distributed, search_space
+from parse_config import ConfigParser, resolve
+from utils import runtime, search_space
 from utils.checkpoint import save_checkpoint
-from utils.errors import ArgumentParser, ConfigError, UserError, quiet_thread_os_errors, report
-from utils.stopping import FailedElsewhere, NonFiniteLoss, StopSignal, TrainingStopped
+from utils.errors import ConfigError, did_you_mean, script_arguments
+from utils.runtime import FailedElsewhere, NonFiniteLoss, StopSignal, TrainingStopped
 
 logger = logging.getLogger("sweep")
 HEARTBEAT_S, GRACE_S = 5, 20  # a trial whose process fell silent for GRACE_S is marked failed
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="config file with a sweep section")
+def main(argv=None) -> int:
+    parser = script_arguments(__doc__, None, "config file with a sweep section")
     parser.add_argument("--trials", type=int, help="trials to run now (default: sweep.trials)")
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite in saved/<study>/)")
     parser.add_argument("--study", help="study name (default: <config name>-sweep)")
-    parser.add_argument("-d", "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    again = "run the same command again to continue the study"
+    # a signal stopped a trial: it is marked failed, its checkpoint kept
+    return runtime.exit_code(sweep, args, f"sweep stopped by SIGINT; {again}", f"\nsweep stopped; {again}")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    hook, threading.excepthook = threading.excepthook, quiet_thread_os_errors
-    try:
-        return sweep(args)
-    except UserError as exc:  # under torchrun, mostly every process has it: the main one prints it
-        if distributed.is_main() or getattr(exc, "only_here", False):
-            return report(exc, "" if distributed.is_main() else f"[rank {distributed.rank()}] ")
-        return 2
-    except KeyboardInterrupt:
-        print("sweep stopped by SIGINT; run the same command again to continue the study", file=sys.stderr)
-        return 130
-    except TrainingStopped as exc:  # a signal stopped a trial: it is marked failed, its checkpoint kept
-        if distributed.is_main():
-            print(f"{exc}\nsweep stopped; run the same command again to continue the study", file=sys.stderr)
-        return exc.exit_code
-    finally:
-        threading.excepthook = hook
-        distributed.cleanup()
-
-
-def sweep(args: argparse.Namespace) -> int:
+def sweep(args) -> int:
+    if args.config is None:
+        raise ConfigError("pass the config with its sweep section: -c config.json")
     if args.trials is not None and args.trials < 1:
         raise ConfigError(f"--trials {args.trials}: give at least 1")
     config = ConfigParser.from_args(args)
-    if "sweep" not in config.config:
+    if "sweep" not in config:
         raise ConfigError(f"{args.config} has no 'sweep' section; add one (README: Hyperparameter sweeps)")
-    params = search_space.check(config.config)
+    params = search_space.check(config)
     if config["trainer"]["monitor"] == "off":
         raise ConfigError("config key 'trainer.monitor' is off; a sweep optimises it: set it, e.g. 'min val_loss'")
     first = {key: spec.get("low", spec.get("choices", [None])[0]) for key, spec in params.items()}
-    ConfigParser(search_space.apply(config.config, first))  # every key the trials set must fit the config
+    ConfigParser(search_space.apply(config, first))  # every key the trials set must fit the config
     chosen = {key: optuna_object(config["sweep"], key) for key in ("sampler", "pruner") if config["sweep"].get(key)}
     chosen.setdefault("pruner", optuna.pruners.NopPruner())  # null: no pruning (Optuna's default would prune)
-    device = distributed.setup(args.device)
-    setup_logging(config["trainer"]["verbosity"] if distributed.is_main() else 0)
+    device = runtime.setup(args.device)
+    setup_logging(config["trainer"]["verbosity"] if runtime.is_main() else 0)
     name = args.study or f"{config['name']}-sweep"
     folder = Path(config["trainer"]["save_dir"]) / name
     trials = args.trials or config["sweep"].get("trials", 20)
-    if not distributed.is_main():  # the main process alone talks to the study
-        while (values := distributed.all_gather(None)[0]) is not None:
+    if not runtime.is_main():  # the main process alone talks to the study
+        while (values := runtime.all_gather(None)[0]) is not None:
             _run_trial(config, values, name, device, trial=None)
         return 0
     study = open_study(config, name, folder, args.storage, chosen)
@@ -106,8 +86,8 @@ def sweep(args: argparse.Namespace) -> int:
     objective.close_parent("stopped" if objective.stopped else "finished")
     if objective.stopped is not None:  # a signal: the trial's checkpoint is saved, the trial marked failed
         raise objective.stopped
-    distributed.all_gather(None)  # the other processes stop waiting for trials
-    summarize(study, config.config, folder)
+    runtime.all_gather(None)  # the other processes stop waiting for trials
+    summarize(study, config, folder)
     if objective.errors and len(objective.errors) == trials:  # nothing this run tried could train
         raise ConfigError(f"all {trials} trials failed; the first: {objective.errors[0]}")
     return 0
@@ -197,7 +177,7 @@ class Objective:
         lock = self.folder / f"trial-{trial.number}.lock"
         try:
             with filelock.FileLock(lock, timeout=0):  # held while it runs: free once this process is gone
-                distributed.all_gather(values)  # the other processes train this trial too
+                runtime.all_gather(values)  # the other processes train this trial too
                 value = _run_trial(self.config, values, self.name, self.device, trial, self.parent)
         except TrainingStopped as exc:  # raised after optimize(), which would print a traceback
             self.stopped = exc
@@ -216,7 +196,7 @@ class Objective:
 
 def _run_trial(config: ConfigParser, values: dict, name: str, device, trial, parent=None) -> float:
     """Train one trial on this process; `trial` is None on all processes but the main one."""
-    settings = search_space.apply(config.config, values)
+    settings = search_space.apply(config, values)
     settings["name"] = name  # the trials' run folders sit together, beside the study
     if parent is not None:
         parent.nest(settings)
@@ -224,7 +204,7 @@ def _run_trial(config: ConfigParser, values: dict, name: str, device, trial, par
     handlers = {signum: signal.getsignal(signum) for signum in StopSignal.SIGNALS}
     try:
         trainer = train.fit(ConfigParser(settings), device, callbacks=[pruning])
-        run_dir, best = trainer.run_dir, trainer.mnt_best
+        run_dir, best = trainer.run_dir, trainer.monitor_best
         del trainer  # the next trial needs its memory (a GPU's above all)
     except (NonFiniteLoss, ConfigError, FailedElsewhere) as exc:  # these values do not train: the study learns it
         logger.warning("Trial failed: %s", exc or "on another process")
@@ -260,7 +240,7 @@ class Pruning:
         if self.trial is not None:
             self.trial.report(log[self.metric], epoch)
             prune = self.trial.should_prune()
-        if distributed.all_gather(prune)[0]:
+        if runtime.all_gather(prune)[0]:
             logger.info("Trial pruned after epoch %d", epoch)
             self.pruned = epoch
         return bool(self.pruned)
@@ -325,7 +305,7 @@ def _mlflow_parent(config: ConfigParser, name: str):
         return None
     from logger.mlflow_tracker import SweepRun
 
-    return SweepRun(config.config, name)
+    return SweepRun(config, name)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,13 @@ one would have seen.
 
 import atexit
 import math
-import multiprocessing
-import random
-import signal
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
+from utils.batches import SeededSamples, end_workers_at_exit
 from utils.errors import ConfigError
-from utils.stopping import StopSignal
+from utils.runtime import ignore_stop_signals
 
 
 class ResumableBatchSampler(Sampler[list[int]]):
@@ -71,7 +68,8 @@ class ResumableBatchSampler(Sampler[list[int]]):
     def __iter__(self):
         if not self.with_seeds:
             return (batch.tolist() for batch in self.batches())
-        # A sample's seed follows from its place in the epoch's order, over all processes.
+        # A sample's seed follows from its place in the epoch's order, over all processes: epoch
+        # seeds 1_000_003 apart (a prime) give distinct seeds to epochs of up to a million samples.
         first, order = epoch_seed(self.seed, self.epoch) * 1_000_003, self._order()
         places = self._share(torch.arange(len(order)))
         return (
@@ -85,43 +83,9 @@ class ResumableBatchSampler(Sampler[list[int]]):
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of one epoch's batch order and worker seeds: nothing else draws from it."""
+    """The seed of one epoch's batch order and worker seeds: nothing else draws from it. Seeds
+    100_003 apart (a prime) keep every (seed, epoch) of runs under 100,003 epochs distinct."""
     return (seed * 100_003 + epoch) % 2**63
-
-
-class SeededSamples(Dataset):
-    """`dataset` as worker processes read it: given (index, seed), a sample's random augmentation
-    is drawn from its own seed, the same whichever worker loads it, before and after a resume."""
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, item: tuple[int, int]):
-        index, seed = item
-        # A worker's random state belongs to the DataLoader, which seeds it too: reseeding is safe.
-        torch.default_generator.manual_seed(seed)  # the CPU's: torch.manual_seed costs 100x more
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        return self.dataset[index]
-
-
-def ignore_stop_signals(worker_id: int) -> None:
-    """Workers leave stop signals to the main process, which saves and ends the run: a batch
-    scheduler signals the whole process group, and a terminal's Ctrl-C reaches every process."""
-    for signum in StopSignal.SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-
-
-def _end_workers_at_exit() -> None:
-    """Workers that ignore SIGTERM would outlive the process: at exit, multiprocessing ends its
-    daemon children with SIGTERM and waits for them. Kill them first (a worker holds no state
-    worth saving). Registered after multiprocessing's own exit hook, so it runs before it."""
-    for child in multiprocessing.active_children():
-        if child.daemon:
-            child.kill()
 
 
 def _padded(order: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -189,8 +153,8 @@ class BaseDataLoader:
             # keep; in workers each sample gets its own seed.
             self.batch_sampler.with_seeds = workers
             if workers:
-                atexit.unregister(_end_workers_at_exit)  # once, and after multiprocessing's hook
-                atexit.register(_end_workers_at_exit)
+                atexit.unregister(end_workers_at_exit)  # once, and after multiprocessing's hook
+                atexit.register(end_workers_at_exit)
             self._loader = DataLoader(
                 SeededSamples(self.dataset) if workers else self.dataset,
                 batch_sampler=self.batch_sampler,

@@ -7,7 +7,6 @@ resume, checkpoints, metrics and the trackers (metrics.csv, TensorBoard, those o
 """
 
 import contextlib
-import importlib.util
 import logging
 import math
 import warnings
@@ -16,21 +15,12 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from base.batches import MetricTracker, accumulation_groups, as_step_result, batch_size, progress, to_device
-from logger.csv_tracker import CSVTracker
-from logger.tensorboard_tracker import TensorBoardTracker
-from logger.tracker import Trackers
-from utils import distributed
-from utils.checkpoint import (
-    CheckpointWriter,
-    checkpoint_name,
-    load_model_state,
-    random_states,
-    restore_random_states,
-    sweep_temp_files,
-)
+from logger.trackers import CSVTracker, TensorBoardTracker, Trackers
+from utils import runtime
+from utils.batches import MetricTracker, accumulation_groups, as_step_result, batch_size, progress, to_device
+from utils.checkpoint import CheckpointWriter, check_resumable, checkpoint_name, load_model_state, sweep_temp_files
 from utils.errors import ConfigError, UserError
-from utils.stopping import Interrupted, RunGuard, TrainingStopped
+from utils.runtime import Interrupted, RunGuard, TrainingStopped
 
 logger = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -45,6 +35,7 @@ class BaseTrainer:
     through it (never call it in a step: under DDP its gradients would not be synced).
     `self.writer` is TensorBoard's `SummaryWriter` while training (None when TensorBoard is
     off, and on all processes but the main one): add images or histograms to it.
+    `state_dict()` is everything a checkpoint holds; `load_state_dict()` restores it.
     `self.epoch_end_callbacks` are called as `callback(epoch, log)` on every process after each
     epoch; one that returns True ends the run there, saved as an early stop (sweep.py's pruner).
     """
@@ -53,7 +44,7 @@ class BaseTrainer:
     extra_metrics: tuple[str, ...] = ()
 
     def __init__(self, model, criterion, metric_ftns, optimizer, config: dict, device: torch.device,
-                 data_loader, valid_data_loader=None, lr_scheduler=None) -> None:  # fmt: skip
+                 data_loader, valid_data_loader=None, lr_scheduler=None, trackers=()) -> None:  # fmt: skip
         self.raw_model, self.criterion, self.metric_ftns = model, criterion, metric_ftns
         self.optimizer, self.lr_scheduler, self.config, self.device = optimizer, lr_scheduler, config, device
         self.data_loader, self.valid_data_loader = data_loader, valid_data_loader
@@ -61,21 +52,17 @@ class BaseTrainer:
         self.epochs, self.amp_dtype = settings["epochs"], AMP_DTYPES.get(settings["amp"])
         if self.amp_dtype is torch.float16 and device.type != "cuda":
             raise ConfigError(f"config key 'trainer.amp': fp16 needs a CUDA device, this run uses {device}; use bf16")
-        if settings["tensorboard"] and importlib.util.find_spec("tensorboard") is None:
-            raise ConfigError(
-                "config key 'trainer.tensorboard': TensorBoard is not installed; pip install it, or set false"
-            )
         # fp16 needs loss scaling against underflow; disabled, the scaler passes everything through.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype is torch.float16)
-        self.mnt_mode, _, self.mnt_metric = settings["monitor"].partition(" ")
-        self.mnt_best = {"min": math.inf, "max": -math.inf}.get(self.mnt_mode, math.nan)
-        self.not_improved_count, self.start_epoch, self.global_step = 0, 1, 0
+        self.monitor_mode, _, self.monitor_metric = settings["monitor"].partition(" ")
+        self.monitor_best = {"min": math.inf, "max": -math.inf}.get(self.monitor_mode, math.nan)
+        self.not_improved_count, self.epochs_done, self.global_step = 0, 0, 0
         self.samples_done = 0  # into the current epoch, over all processes: non-zero after a mid-epoch resume
         self.limit_batches: int | None = None  # the smoke run trains and validates only this many batches
         self.train_metrics, self.guard = MetricTracker(), RunGuard(device)
         self.checkpoints = CheckpointWriter(keep_last=settings["keep_last"])
         self.run_dir: Path | None = None
-        self.trackers = Trackers([CSVTracker(), *([TensorBoardTracker()] if settings["tensorboard"] else [])])
+        self.trackers = Trackers([CSVTracker(), *([_tensorboard()] if settings["tensorboard"] else []), *trackers])
         self.epoch_end_callbacks: list = []
         self.model = self._wrap(model)
 
@@ -88,7 +75,7 @@ class BaseTrainer:
             )
             for loader, pad in ((self.data_loader, True), (self.valid_data_loader, False)):
                 if loader is not None:
-                    loader.batch_sampler.shard(distributed.rank(), distributed.world_size(), pad)
+                    loader.batch_sampler.shard(runtime.rank(), runtime.world_size(), pad)
         return torch.compile(model) if self.settings["compile"] else model
 
     def training_step(self, batch) -> "torch.Tensor | dict":
@@ -102,7 +89,7 @@ class BaseTrainer:
         return self.training_step(batch)
 
     def train(self, run_dir: Path | None) -> dict[str, float]:
-        """Train from `start_epoch` to the last epoch, or until early stopping; return the last log.
+        """Train from the epoch after `epochs_done` to the last epoch, or until early stopping; return the last log.
 
         `run_dir` is None in all processes but the main one, which alone writes files. Raises
         `Interrupted` after saving when a stop signal arrives, and `NonFiniteLoss` (saving
@@ -113,13 +100,13 @@ class BaseTrainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             for path in sweep_temp_files(self.run_dir):
                 logger.warning("Removed %s, left by a run killed while saving", path.name)
-            self.trackers.start(self.run_dir, self.config, self.start_epoch - 1, self.global_step)
+            self.trackers.start(self.run_dir, dict(self.config), self.epochs_done, self.global_step)
         self.log_steps = logger.isEnabledFor(logging.DEBUG)  # per-step losses cost a device sync
         log: dict[str, float] = {}
         status = "failed"
         try:
             with self.guard.signal:
-                for epoch in range(self.start_epoch, self.epochs + 1):
+                for epoch in range(self.epochs_done + 1, self.epochs + 1):
                     log = self._train_epoch(epoch)
                     if self._end_of_epoch(epoch, log):
                         break
@@ -143,8 +130,7 @@ class BaseTrainer:
         """TensorBoard's SummaryWriter while training; None when it is off or on another process."""
         for tracker in self.trackers.trackers if self.trackers.running else ():
             if isinstance(tracker, TensorBoardTracker):
-                self.trackers.launch()  # (it starts after the first step, unless asked for before)
-                tracker.started.wait()
+                self.trackers.wait()  # until it has started
                 return tracker.writer
         return None
 
@@ -198,19 +184,18 @@ class BaseTrainer:
         every = self.settings["log_every"]
         if every and self.global_step % every == 0 and self.trackers.log_steps:
             self.trackers.log_step(self.global_step, {"loss": loss.item()})
-        self.trackers.launch()
         self._check_saves(block=False)
         if self.guard.stop_requested(self.global_step):
             self.guard.raise_if_loss_was_bad()  # never save weights that a bad loss reached
             self.samples_done = self.data_loader.batch_sampler.position(self.batches_done)
             name = checkpoint_name(epoch, self.global_step)
-            self._save_checkpoint(epoch - 1, name)
+            self._save_checkpoint(name)
             self._interrupt(name)
 
     @torch.no_grad()
     def evaluate(self, loader, limit_batches: int | None = None) -> dict[str, float]:
         """Average loss and metrics of `validation_step` over `loader`, over all processes."""
-        distributed.broadcast_buffers(self.raw_model)  # every process validates the weights that get saved
+        runtime.broadcast_buffers(self.raw_model)  # every process validates the weights that get saved
         self.model.eval()
         metrics = MetricTracker()
         for batch in progress(loader, "evaluate", limit_batches):
@@ -236,20 +221,21 @@ class BaseTrainer:
     def _end_of_epoch(self, epoch: int, log: dict[str, float]) -> bool:
         """Log the epoch and save what the policy asks for; return True to stop early."""
         self.guard.raise_if_loss_was_bad()
+        self.epochs_done = epoch
         self._step_scheduler(log)
         logger.info("epoch %d/%d  %s", epoch, self.epochs, "  ".join(f"{k} {v:.6g}" for k, v in log.items()))
         self.trackers.log_epoch(epoch, self.global_step, dict(log))  # (read in another thread)
         improved = self._update_monitor(log)
         stop = 0 < self.settings["early_stop"] <= self.not_improved_count
         if stop:
-            logger.info("%s has not improved for %d epochs: stopping early", self.mnt_metric, self.not_improved_count)
+            logger.info("%s has not improved for %d epochs: stopping early", self.monitor_metric, self.not_improved_count)
         asked = [callback(epoch, log) for callback in self.epoch_end_callbacks]  # every one, on every process
         stop = stop or any(asked)
         interrupted = not stop and epoch < self.epochs and self.guard.stop_requested()  # else the run is over
         periodic = epoch % self.settings["save_period"] == 0 or epoch == self.epochs or stop or interrupted
         names = [checkpoint_name(epoch)] * periodic + ["model_best.pth"] * improved
         if names:
-            self._save_checkpoint(epoch, *names)
+            self._save_checkpoint(*names)
         if interrupted:
             self._interrupt(checkpoint_name(epoch))
         return stop
@@ -257,7 +243,7 @@ class BaseTrainer:
     def _step_scheduler(self, log: dict[str, float]) -> None:
         if isinstance(self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             # A plateau is judged on the monitored metric, else on the validation (or training) loss.
-            self.lr_scheduler.step(log.get(self.mnt_metric) or log.get("val_loss") or log.get("loss"))
+            self.lr_scheduler.step(log.get(self.monitor_metric) or log.get("val_loss") or log.get("loss"))
         elif self.lr_scheduler is not None:
             with warnings.catch_warnings():  # an epoch resumed at its very end has no optimizer step
                 warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before")
@@ -265,15 +251,15 @@ class BaseTrainer:
 
     def _update_monitor(self, log: dict[str, float]) -> bool:
         """Track the best value of the monitored metric; a non-finite value is never the best."""
-        if self.mnt_mode == "off":
+        if self.monitor_mode == "off":
             return False
-        if self.mnt_metric not in log:  # a trainer's steps may return other values than the config expects
+        if self.monitor_metric not in log:  # a trainer's steps may return other values than the config expects
             raise ConfigError(
-                f"config key 'trainer.monitor': this run logs no {self.mnt_metric}; it logs {', '.join(log)}"
+                f"config key 'trainer.monitor': this run logs no {self.monitor_metric}; it logs {', '.join(log)}"
             )
-        value = log[self.mnt_metric]
-        if math.isfinite(value) and (value < self.mnt_best if self.mnt_mode == "min" else value > self.mnt_best):
-            self.mnt_best, self.not_improved_count = value, 0
+        value, best = log[self.monitor_metric], self.monitor_best
+        if math.isfinite(value) and (value < best if self.monitor_mode == "min" else value > best):
+            self.monitor_best, self.not_improved_count = value, 0
             return True
         self.not_improved_count += 1
         return False
@@ -298,64 +284,73 @@ class BaseTrainer:
         self._sync_saves()
         raise Interrupted(self.guard.signal.received or 15, self.run_dir / name if self.run_dir else name)
 
-    def _save_checkpoint(self, epochs_done: int, *names: str) -> None:
-        """Save everything that shapes the rest of the run as each of `names`. Call it on every
-        process: all agree on the metric sums, the main process alone writes."""
-        train_metrics = self.train_metrics.state_dict() if self.samples_done else None  # mid-epoch only
-        # every process draws its own dropout masks (train.py seeds them apart): keep each one's state
-        states = distributed.all_gather(random_states(self.device))
-        rng = {kind: [state[kind] for state in states] for kind in states[0]}
-        if self.run_dir is None:
-            return
-        state = {
-            "arch": type(self.raw_model).__name__,
-            "epoch": epochs_done,
+    def state_dict(self) -> dict:
+        """Everything that shapes the rest of the run: what a checkpoint holds, `load_state_dict`
+        restores, and resuming checks a checkpoint against. Call it on every process: all agree on
+        the metric sums and gather their random states (each draws its own dropout masks)."""
+        states = runtime.all_gather(runtime.random_states(self.device))
+        return {
+            "epoch": self.epochs_done,
             "samples_done": self.samples_done,
             "global_step": self.global_step,
-            "world_size": distributed.world_size(),
-            "state_dict": self.raw_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler else None,
+            "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler else {},
             "grad_scaler": self.scaler.state_dict(),
+            "rng": {kind: [state[kind] for state in states] for kind in states[0]},
             "monitor": self.settings["monitor"],
-            "monitor_best": self.mnt_best,
+            "monitor_best": self.monitor_best,
             "not_improved_count": self.not_improved_count,
-            "train_metrics": train_metrics,
+            "train_metrics": self.train_metrics.state_dict() if self.samples_done else {},  # mid-epoch only
+            "state_dict": self.raw_model.state_dict(),
+            "arch": type(self.raw_model).__name__,
+            "world_size": runtime.world_size(),
             "classes": self.data_loader.classes,
-            "rng": rng,
-            "config": self.config,
+            "config": dict(self.config),
         }
-        self._check_saves(block=True)  # the previous write first: its failure, if any, stops the run
-        self.checkpoints.save(state, [self.run_dir / name for name in names])
 
-    def resume(self, checkpoint: dict) -> None:
-        """Restore everything that shapes the rest of the run, so it continues where it stopped."""
+    def load_state_dict(self, checkpoint: dict, source="") -> None:
+        """Restore everything that shapes the rest of the run, so that it continues where it
+        stopped; an entry that cannot be restored is one line naming it and `source`."""
+        check_resumable(source, checkpoint, self.state_dict())
         load_model_state(self.raw_model, checkpoint["state_dict"])
         for key, target in (("optimizer", self.optimizer), ("lr_scheduler", self.lr_scheduler)):
             _restore(key, target, checkpoint, self.config)
         if self.scaler.is_enabled() and checkpoint["grad_scaler"]:
             self.scaler.load_state_dict(checkpoint["grad_scaler"])
-        self.start_epoch, self.global_step = checkpoint["epoch"] + 1, checkpoint["global_step"]
+        self.epochs_done, self.global_step = checkpoint["epoch"], checkpoint["global_step"]
         self.samples_done = checkpoint["samples_done"]
         if self.samples_done and checkpoint["config"]["metrics"] == self.config["metrics"]:
             sums = checkpoint["train_metrics"]  # global sums: the main process alone carries them on
-            self.train_metrics.load_state_dict(
-                sums if distributed.is_main() else {k: dict.fromkeys(v, 0.0) for k, v in sums.items()}
-            )
-        if checkpoint.get("monitor") == self.settings["monitor"]:  # a changed monitor starts afresh
-            self.mnt_best, self.not_improved_count = checkpoint["monitor_best"], checkpoint["not_improved_count"]
-        restore_random_states(
-            checkpoint["rng"], distributed.rank(), self.device, self.config["seed"] + self.global_step
-        )
-        where = f"{self.samples_done} samples into epoch {self.start_epoch}" if self.samples_done else ""
-        logger.info("Resumed %s (step %d)", where or f"after epoch {checkpoint['epoch']}", self.global_step)
+            zeros = {key: dict.fromkeys(value, 0.0) for key, value in sums.items()}
+            self.train_metrics.load_state_dict(sums if runtime.is_main() else zeros)
+        if checkpoint["monitor"] == self.settings["monitor"]:  # a changed monitor starts afresh
+            self.monitor_best, self.not_improved_count = checkpoint["monitor_best"], checkpoint["not_improved_count"]
+        runtime.restore_random_states(checkpoint["rng"], self.device, self.config["seed"] + self.global_step)
+        done = f"{self.samples_done} samples into epoch {self.epochs_done + 1}" if self.samples_done else ""
+        logger.info("Resumed %s (step %d)", done or f"after epoch {self.epochs_done}", self.global_step)
+
+    def _save_checkpoint(self, *names: str) -> None:
+        """Save the run's state as each of `names`. Call it on every process: the main one writes."""
+        state = self.state_dict()
+        if self.run_dir is not None:
+            self._check_saves(block=True)  # the previous write first: its failure, if any, stops the run
+            self.checkpoints.save(state, [self.run_dir / name for name in names])
+
+
+def _tensorboard() -> TensorBoardTracker:
+    try:
+        return TensorBoardTracker()
+    except ImportError:
+        raise ConfigError(
+            "config key 'trainer.tensorboard': TensorBoard is not installed; pip install it, or set false"
+        ) from None
 
 
 def _restore(key: str, target, checkpoint: dict, config: dict) -> None:
     """Load the optimizer's or scheduler's state, then apply the args the config changed since."""
     saved = checkpoint["config"].get(key) or {}
-    if target is None or checkpoint[key] is None or saved.get("type") != config[key]["type"]:
-        if target is not None or checkpoint[key] is not None:
+    if target is None or not checkpoint[key] or saved.get("type") != config[key]["type"]:
+        if target is not None or checkpoint[key]:
             logger.warning("Not restoring '%s': the checkpoint used %s", key, saved.get("type"))
         return
     target.load_state_dict(checkpoint[key])
@@ -368,10 +363,5 @@ def _restore(key: str, target, checkpoint: dict, config: dict) -> None:
         if not groups and name in vars(target):
             setattr(target, name, value)
         applied = groups or name in vars(target)
-        logger.warning(
-            "%s changed %s.args.%s to %r on resume",
-            "Applied the" if applied else "Could not apply the",
-            key,
-            name,
-            value,
-        )
+        logger.warning("%s changed %s.args.%s to %r on resume", "Applied the" if applied else "Could not apply the",
+                       key, name, value)  # fmt: skip

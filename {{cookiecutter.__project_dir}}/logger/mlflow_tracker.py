@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from logger.tracker import Tracker
+from logger.trackers import Tracker
 from utils.errors import ConfigError, WriteError, first_line
 
 logger = logging.getLogger(__name__)

@@ -2,6 +2,7 @@
 real processes, full training runs) are left out of a plain `pytest`; `pytest -m "slow or not
 slow"` runs everything, as the CI workflow does."""
 
+import logging
 import signal
 
 import pytest
@@ -20,12 +21,23 @@ def one_torch_thread():
 def signal_handlers_restored():
     """A run stopped by a signal keeps its handlers to the end of the process (the rest of a burst
     of signals must not kill it mid-exit); in the test process, put the previous ones back."""
-    from utils.stopping import StopSignal
+    from utils.runtime import StopSignal
 
     saved = {signum: signal.getsignal(signum) for signum in StopSignal.SIGNALS}
     yield
     for signum, handler in saved.items():
         signal.signal(signum, handler)
+
+
+@pytest.fixture(autouse=True)
+def console_logging_removed():
+    """train.main() logs to the sys.stdout it finds, which pytest swaps per test and then closes:
+    take its handlers away after each test (pytest's own stay)."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import torch
 
 import train
 from parse_config import ConfigParser, load_config, set_by_path
+from utils import runtime
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 # The tests train the tests' own small model (tests/parts.py) on the bundled digits with this
@@ -31,8 +32,8 @@ def config_for_tests(*assignments: str) -> dict:
 def build_trainer(*assignments: str, config: dict | None = None):
     """A real trainer on the CPU from the tests' config, seeded as train.py seeds it."""
     parsed = ConfigParser(config_for_tests(*assignments) if config is None else config)
-    train.seed_everything(parsed.config.get("seed", 0))
-    return parsed.build_trainer(torch.device("cpu"), parsed.build_data_loader())
+    runtime.seed_everything(parsed.get("seed", 0))
+    return train.build(parsed, torch.device("cpu"))
 
 
 def signal_at_loss_call(trainer, call: int, signum: int = signal.SIGTERM) -> None:

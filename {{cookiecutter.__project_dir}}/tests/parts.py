@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset, default_collate
 
 from base import BaseDataLoader, BaseTrainer
-from logger.tracker import Tracker
+from logger.trackers import Tracker
 
 
 class TinyCNN(nn.Module):

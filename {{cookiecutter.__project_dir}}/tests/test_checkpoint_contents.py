@@ -25,16 +25,17 @@ def poison_weights(c):
     next(iter(c["state_dict"].values())).fill_(math.nan)
 
 
-# name: (change to a real checkpoint, the text the error holds, also refused by test.py?)
+# name: (change to a real checkpoint, the text the error holds, also refused by test.py?). What an
+# entry should be follows from the same entry of a new trainer's state_dict().
 CASES = {
     "no-optimizer": (drop("optimizer"), "lacks optimizer", False),
     "no-epoch": (drop("epoch"), "lacks epoch", False),
-    "epoch-as-text": (put("epoch", "3"), "'epoch' should be a number of epochs, not str", False),
-    "optimizer-as-a-list": (put("optimizer", [1, 2]), "'optimizer' should be an optimizer's state_dict", False),
+    "epoch-as-text": (put("epoch", "3"), "'epoch' should be an integer, not str", False),
+    "optimizer-as-a-list": (put("optimizer", [1, 2]), "'optimizer' should be a mapping, not list", False),
     "optimizer-without-groups": (put("optimizer", {"state": {}}), "'optimizer' should be", False),
-    "step-as-a-float": (put("global_step", 2.5), "'global_step' should be a number of steps", False),
+    "step-as-a-float": (put("global_step", 2.5), "'global_step' should be an integer, not float", False),
     "random-state-not-tensors": (put("rng", {"torch": "seed", "cuda": None}), "'rng' should hold", False),
-    "best-score-as-text": (put("monitor_best", "0.9"), "'monitor_best' should be a number", False),
+    "best-score-as-text": (put("monitor_best", "0.9"), "'monitor_best' should be a number, not str", False),
     "mid-epoch-without-metric-sums": (put("samples_done", 640), "holds no 'train_metrics'", False),
     "python-random-state-cut": (lambda c: c["rng"]["python"][0].pop(), "no usable python random state", False),
     "a-non-tensor-weight": (lambda c: c["state_dict"].__setitem__("w", 3), "no 'state_dict' of tensors", True),

@@ -92,6 +92,6 @@ def test_test_split_is_evaluated_whole_whatever_the_loader_does_with_validation_
     assert test_script.main(["-r", str(tmp_path / "run" / "model_best.pth"), "-d", "cpu", *data]) == 0
     assert "360 samples" in capsys.readouterr().out
     config = ConfigParser(config_for_tests("data_loader.type=tests.parts.TemplateStyleDigits"))
-    assert config.build_data_loader(training=False).n_samples == 360
+    assert test_script.test_loader(config).n_samples == 360
     larger_than_the_test_split = ConfigParser(config_for_tests("data_loader.args.validation_split=400"))
-    assert larger_than_the_test_split.build_data_loader(training=False).n_samples == 360
+    assert test_script.test_loader(larger_than_the_test_split).n_samples == 360

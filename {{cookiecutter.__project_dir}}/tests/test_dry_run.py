@@ -1,6 +1,6 @@
 """Config values that pass every static check but cannot train are refused before any file is
 written: one line naming the config key, exit code 2. train.py runs one batch through the real
-model, loss, metrics, optimizer and scheduler first (utils/preflight.py)."""
+model, loss, metrics, optimizer and scheduler first (utils/dry_run.py)."""
 
 import pytest
 import torch
@@ -70,13 +70,13 @@ def test_the_dry_run_leaves_no_trace(tmp_path):
     """The first batch trains the same with and without the dry run: weights, batch statistics,
     random state and the optimizer are as they were."""
     from tests.helpers import build_trainer
-    from utils import preflight
+    from utils import dry_run
 
     runs = []
-    for dry_run in (False, True):
+    for tried in (False, True):
         trainer = build_trainer("trainer.epochs=1")
-        if dry_run:
-            preflight.check(trainer)
+        if tried:
+            dry_run.check(trainer)
         trainer.train(tmp_path)
         runs.append(trainer.raw_model.state_dict())
     assert all(torch.equal(runs[0][key], runs[1][key]) for key in runs[0])

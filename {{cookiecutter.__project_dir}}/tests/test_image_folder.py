@@ -24,7 +24,7 @@ from tests.helpers import (
 )
 from utils.checkpoint import load_checkpoint
 from utils.errors import DataError
-from utils.stopping import Interrupted
+from utils.runtime import Interrupted
 
 
 @pytest.fixture(autouse=True)
@@ -164,15 +164,15 @@ def test_shipped_config_resumes_bit_identically_with_augmenting_workers(tmp_path
     runs = []
     for stop in (None, stop_at):
         torch.manual_seed(config["seed"])
-        trainer = config.build_trainer(torch.device("cpu"), config.build_data_loader())
+        trainer = train.build(config, torch.device("cpu"))
         if stop is not None:
             signal_at_loss_call(trainer, stop)
             with pytest.raises(Interrupted):
                 trainer.train(tmp_path / "stopped")
             (checkpoint,) = (tmp_path / "stopped").glob("checkpoint-epoch*-step*.pth")
             torch.manual_seed(config["seed"])
-            trainer = config.build_trainer(torch.device("cpu"), config.build_data_loader())
-            trainer.resume(load_checkpoint(checkpoint, resume=True))
+            trainer = train.build(config, torch.device("cpu"))
+            trainer.load_state_dict(load_checkpoint(checkpoint))
         trainer.train(tmp_path / str(stop))
         runs.append(trainer.raw_model.state_dict())
     assert same_weights(*runs)

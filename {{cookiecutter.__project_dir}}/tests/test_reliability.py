@@ -94,7 +94,7 @@ def test_a_signal_delivered_twice_still_saves(tmp_path):
 def test_a_later_second_signal_still_saves_and_a_third_exits_at_once(monkeypatch, capfd):
     """A signal after the first burst is still the same stop (the checkpoint gets written); one
     more ends the process at once, for a run that must go now."""
-    from utils.stopping import StopSignal
+    from utils.runtime import StopSignal
 
     exits = []
     monkeypatch.setattr(os, "_exit", exits.append)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import build_trainer, same_weights, signal_at_loss_call
 from utils.checkpoint import load_checkpoint
-from utils.stopping import Interrupted
+from utils.runtime import Interrupted
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="needs SIGUSR1")
 SETUPS = {
@@ -43,7 +43,7 @@ def test_any_stop_point_resumes_bit_identically(reference, tmp_path, stop):
         interrupted.train(tmp_path)
     (checkpoint,) = tmp_path.glob("checkpoint-epoch*-step*.pth")
     resumed = trainer_of(setup)
-    resumed.resume(load_checkpoint(checkpoint, resume=True))
+    resumed.load_state_dict(load_checkpoint(checkpoint))
     log = resumed.train(tmp_path)
     assert same_weights(resumed.raw_model.state_dict(), reference_weights)
     assert log == reference_log
@@ -67,4 +67,4 @@ def test_sigusr1_saves_and_asks_for_a_requeue(tmp_path):
     with pytest.raises(Interrupted, match="stopped by SIGUSR1") as stopped:
         trainer.train(tmp_path)
     assert stopped.value.exit_code == 75
-    assert load_checkpoint(tmp_path / "checkpoint-epoch1-step5.pth", resume=True)["global_step"] == 5
+    assert load_checkpoint(tmp_path / "checkpoint-epoch1-step5.pth")["global_step"] == 5

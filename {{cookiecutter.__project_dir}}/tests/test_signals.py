@@ -43,7 +43,7 @@ def test_signals_save_a_checkpoint_that_resumes(tmp_path, case):
     assert process.returncode == exit_code, output
     assert "Traceback" not in output and output.count("resume with: python train.py -r") == 1, output
     newest = run_checkpoints(only_run_dir(tmp_path))[-1]
-    assert load_checkpoint(newest, resume=True)["global_step"] > 0
+    assert load_checkpoint(newest)["global_step"] > 0
     assert not list(tmp_path.glob("*/*/.tmp-*"))
 
 

@@ -49,7 +49,7 @@ def test_a_resumed_run_rewrites_the_points_it_repeats(tmp_path):
     replaces the points written after it: each step keeps one point."""
     build_trainer(*TENSORBOARD, "trainer.epochs=2").train(tmp_path)
     resumed = build_trainer(*TENSORBOARD, "trainer.epochs=2")
-    resumed.resume(load_checkpoint(tmp_path / "checkpoint-epoch1.pth", resume=True))
+    resumed.load_state_dict(load_checkpoint(tmp_path / "checkpoint-epoch1.pth"))
     resumed.train(tmp_path)
     steps = [step for step, _ in scalars(tmp_path, "step/loss")]
     assert steps == sorted(set(steps)) == [5, 10, 15, 20, 25, 30, 35, 40]
@@ -83,4 +83,4 @@ def test_a_failing_tensorboard_writer_ends_the_run_like_a_failed_save(tmp_path):
     assert process.returncode == 2, output
     assert "Traceback" not in output and output.count("error: ") == 1, output
     assert f"error: could not write TensorBoard events in '{run_dir}'" in output
-    assert load_checkpoint(run_dir / "checkpoint-epoch1.pth", resume=True)["epoch"] == 1
+    assert load_checkpoint(run_dir / "checkpoint-epoch1.pth")["epoch"] == 1

@@ -11,7 +11,7 @@ import train
 from tests.helpers import build_trainer, only_run_dir, signal_at_loss_call
 from tests.parts import FIRST_STEP_TAKEN
 from utils.checkpoint import load_checkpoint, run_checkpoints
-from utils.stopping import Interrupted
+from utils.runtime import Interrupted
 
 
 def tracking(*types: str) -> str:
@@ -40,7 +40,7 @@ def test_a_resumed_run_lists_each_epoch_once(tmp_path):
     the rows its checkpoint holds and replaces the later ones."""
     build_trainer("trainer.epochs=3").train(tmp_path)
     resumed = build_trainer("trainer.epochs=3")
-    resumed.resume(load_checkpoint(tmp_path / "checkpoint-epoch1.pth", resume=True))
+    resumed.load_state_dict(load_checkpoint(tmp_path / "checkpoint-epoch1.pth"))
     resumed.train(tmp_path)
     assert [row["epoch"] for row in metrics_rows(tmp_path)] == ["1", "2", "3"]
 
@@ -64,7 +64,7 @@ def test_a_stopped_run_tells_its_trackers_and_the_resumed_one_starts_where_it_st
         trainer.train(tmp_path)
     assert calls(tmp_path)[-1] == {"call": "close", "status": "stopped"}
     resumed = build_trainer("trainer.epochs=2", tracking("RecordingTracker"))
-    resumed.resume(load_checkpoint(run_checkpoints(tmp_path)[-1], resume=True))
+    resumed.load_state_dict(load_checkpoint(run_checkpoints(tmp_path)[-1]))
     resumed.train(tmp_path)
     starts = [c for c in calls(tmp_path) if c["call"] == "start"]
     assert starts[-1] == {"call": "start", "epoch": 1, "step": 30, "name": "Tests"}
@@ -91,7 +91,7 @@ def test_a_tracker_that_cannot_write_ends_the_run_in_one_line(quick_run, tmp_pat
     assert err == f"error: could not write tracking data in '{run_dir}': No space left on device; " + (
         "free space or fix permissions, then resume with -r auto\n"
     )
-    load_checkpoint(run_dir / "checkpoint-epoch1.pth", resume=True)
+    load_checkpoint(run_dir / "checkpoint-epoch1.pth")
 
 
 def test_a_bug_in_a_tracker_keeps_its_traceback(quick_run):

@@ -8,7 +8,7 @@ import torch
 
 from tests.helpers import build_trainer, same_weights, signal_at_loss_call
 from utils.checkpoint import load_checkpoint
-from utils.stopping import Interrupted, NonFiniteLoss
+from utils.runtime import Interrupted, NonFiniteLoss
 
 TRAINERS = ["Trainer", "tests.parts.StepOnlyTrainer"]
 STEPS_PER_EPOCH = 21  # 1,293 training samples in batches of 64
@@ -43,7 +43,7 @@ def test_signal_saves_and_resume_ends_bit_identical(reference, tmp_path, stop_at
     assert stopped.value.exit_code == 143
     (checkpoint,) = tmp_path.glob(f"checkpoint-epoch*-step{stop_at_step}.pth")
     resumed = trainer_of(kind)
-    resumed.resume(load_checkpoint(checkpoint, resume=True))
+    resumed.load_state_dict(load_checkpoint(checkpoint))
     log = resumed.train(tmp_path)
     assert same_weights(resumed.raw_model.state_dict(), reference_weights)
     assert log == reference_log, "the epoch averages include the steps before the stop"
@@ -62,7 +62,7 @@ def test_a_signal_after_the_last_step_lets_the_run_finish(tmp_path):
 
     trainer.criterion = loss_signalling_in_the_last_validation
     trainer.train(tmp_path)
-    assert load_checkpoint(tmp_path / "checkpoint-epoch3.pth", resume=True)["epoch"] == 3
+    assert load_checkpoint(tmp_path / "checkpoint-epoch3.pth")["epoch"] == 3
 
 
 @pytest.mark.parametrize("kind", TRAINERS)
@@ -72,7 +72,7 @@ def test_sigint_exits_130_after_saving(tmp_path, kind):
     with pytest.raises(Interrupted) as stopped:
         trainer.train(tmp_path)
     assert stopped.value.exit_code == 130
-    assert load_checkpoint(tmp_path / "checkpoint-epoch1-step5.pth", resume=True)["global_step"] == 5
+    assert load_checkpoint(tmp_path / "checkpoint-epoch1-step5.pth")["global_step"] == 5
 
 
 @pytest.mark.parametrize("kind", TRAINERS)

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import random
 import re
 import socket
 import sys
@@ -21,13 +20,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 from filelock import FileLock, Timeout
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
-from utils import distributed
+from utils import runtime
 from utils.errors import CheckpointError, ConfigError, UserError, first_line
-from utils.stopping import NonFiniteLoss
 
 logger = logging.getLogger(__name__)
 
@@ -35,20 +33,8 @@ TEMP_PREFIX = ".tmp-"
 # checkpoint-epoch5.pth: after epoch 5; checkpoint-epoch6-step140.pth: in epoch 6, after optimizer
 # step 140 of the run. Steps only grow, whatever the number of processes, so names sort by progress.
 NAME = re.compile(r"^checkpoint-epoch(\d+)(?:-step(\d+))?\.pth$")
-# What resuming needs besides the weights and the config (test.py needs only those two), and what
-# each must be: a checkpoint edited by hand or written by another program is refused in one line.
-RESUME_KEYS = {
-    "epoch": (int, "a number of epochs"),
-    "samples_done": (int, "a number of samples"),
-    "global_step": (int, "a number of steps"),
-    "optimizer": (dict, "an optimizer's state_dict"),
-    "lr_scheduler": ((dict, type(None)), "a scheduler's state_dict or None"),
-    "grad_scaler": (dict, "a GradScaler's state_dict"),
-    "rng": (dict, "random states"),
-    "monitor_best": ((float, int), "a number"),
-    "not_improved_count": (int, "a number of epochs"),
-    "train_metrics": ((dict, type(None)), "metric sums or None"),
-}
+# What a value of the trainer's state must be, by the kind of the value a fresh trainer holds.
+KINDS = {int: (int, "an integer"), float: ((int, float), "a number"), str: (str, "text"), dict: (dict, "a mapping")}
 
 
 def checkpoint_name(epoch: int, step: int | None = None) -> str:
@@ -118,8 +104,8 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     return removed
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", resume: bool = False) -> dict:
-    """Load a checkpoint safely and check that it holds what evaluating (or `resume`) needs."""
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint safely and check that it holds a config and finite weights."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist; check the path given to -r")
@@ -133,97 +119,60 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", resume
                 "because unpickling can run code; convert it as README.md shows ('Coming from pytorch-template')"
             ) from None
         raise CheckpointError(f"checkpoint '{path}' cannot be loaded ({first_line(exc)}); it is corrupt") from None
-    _check_contents(path, checkpoint, resume)
-    return checkpoint
-
-
-def _check_contents(path: Path, checkpoint, resume: bool) -> None:
-    """Raise a one-line `CheckpointError` for anything missing or of the wrong kind."""
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("config"), dict):
         raise CheckpointError(f"'{path}' is not a checkpoint written by this project's train.py (no config)")
     weights = checkpoint.get("state_dict")
     if not isinstance(weights, dict) or not all(isinstance(t, torch.Tensor) for t in weights.values()):
         raise CheckpointError(f"checkpoint '{path}' has no 'state_dict' of tensors; it cannot hold model weights")
-    missing = [key for key in RESUME_KEYS if key not in checkpoint] if resume else []
-    if missing:
-        raise CheckpointError(
-            f"checkpoint '{path}' lacks {', '.join(missing)}, which resuming needs; evaluate it with test.py, "
-            "or start a new run with -c"
-        )
-    for key, (kind, meaning) in RESUME_KEYS.items() if resume else ():
-        value = checkpoint[key]
-        if (
-            not isinstance(value, kind)
-            or isinstance(value, bool)
-            or (key == "optimizer" and "param_groups" not in value)
-        ):
-            raise CheckpointError(f"checkpoint '{path}': '{key}' should be {meaning}, not {type(value).__name__}")
-    if resume and checkpoint["samples_done"] and not isinstance(checkpoint["train_metrics"], dict):
-        raise CheckpointError(f"checkpoint '{path}' stops mid-epoch but holds no 'train_metrics' to continue it")
-    if resume:
-        _check_random_states(path, checkpoint["rng"])
     bad = next((k for k, t in weights.items() if t.is_floating_point() and not t.isfinite().all()), None)
     if bad is not None:
         raise CheckpointError(f"checkpoint '{path}' holds NaN or infinite weights (first: {bad}); use an earlier one")
+    return checkpoint
 
 
-def random_states(device: torch.device) -> dict:
-    """This process's random states (torch's, the GPU's, Python's, numpy's) as plain data."""
-    version, keys, gauss = random.getstate()
-    name, mt, position, has_gauss, cached = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        "python": [version, list(keys), gauss],
-        "numpy": [name, mt.tolist(), position, has_gauss, cached],
-    }
+def check_resumable(source, checkpoint: dict, fresh: dict) -> None:
+    """Raise a one-line `CheckpointError` naming the first entry of `checkpoint` that cannot stand
+    in for the same entry of `fresh`, a new trainer's `state_dict()`: what resuming restores."""
+    where = f"checkpoint '{source}'" if source else "the checkpoint"
+    missing = [key for key in fresh if key not in checkpoint]
+    if missing:
+        raise CheckpointError(
+            f"{where} lacks {', '.join(missing)}, which resuming needs; evaluate it with test.py, "
+            "or start a new run with -c"
+        )
+    for key, value in fresh.items():
+        kind, meaning = KINDS.get(type(value), (object, ""))
+        saved = checkpoint[key]
+        if saved is None and kind is dict:  # (checkpoints of earlier versions: None for an empty state)
+            continue
+        if not isinstance(saved, kind) or isinstance(saved, bool):
+            raise CheckpointError(f"{where}: '{key}' should be {meaning}, not {type(saved).__name__}")
+    if "param_groups" not in checkpoint["optimizer"]:
+        raise CheckpointError(f"{where}: 'optimizer' should be an optimizer's state_dict")
+    if checkpoint["samples_done"] and not checkpoint["train_metrics"]:
+        raise CheckpointError(f"{where} stops mid-epoch but holds no 'train_metrics' to continue it")
+    _check_random_states(where, checkpoint["rng"])
 
 
-def restore_random_states(rng: dict, rank: int, device: torch.device, new_seed: int) -> None:
-    """Give process `rank` its saved random states; a process beyond the saved ones (more of
-    them than before) starts streams of its own from `new_seed` and its rank."""
-    states = {kind: [value] if isinstance(value, torch.Tensor) else value or [] for kind, value in rng.items()}
-    if rank >= len(states["torch"]):
-        seed = new_seed * 1_000_003 + rank
-        torch.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        return
-    torch.set_rng_state(states["torch"][rank])
-    cuda = states.get("cuda", [])
-    if device.type == "cuda" and rank < len(cuda) and isinstance(cuda[rank], torch.Tensor):
-        torch.cuda.set_rng_state(cuda[rank], device)
-    if rank < len(states.get("python", [])):  # (checkpoints of earlier versions lack these two)
-        version, keys, gauss = states["python"][rank]
-        random.setstate((version, tuple(keys), gauss))
-    if rank < len(states.get("numpy", [])):
-        name, keys, position, has_gauss, cached = states["numpy"][rank]
-        np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
-
-
-def _check_random_states(path: Path, rng: dict) -> None:
+def _check_random_states(where: str, rng: dict) -> None:
     """One state per process: torch's a tensor (a lone tensor in checkpoints of earlier versions),
     Python's and numpy's lists of 3 and 5 entries (earlier versions lack them)."""
     torch_states = [rng.get("torch")] if isinstance(rng.get("torch"), torch.Tensor) else rng.get("torch")
-    if (
-        not isinstance(torch_states, list)
-        or not torch_states
-        or not all(isinstance(t, torch.Tensor) for t in torch_states)
-    ):
-        raise CheckpointError(f"checkpoint '{path}': 'rng' should hold torch's random states as tensors")
+    if not isinstance(torch_states, list) or not torch_states or not all(isinstance(t, torch.Tensor) for t in torch_states):
+        raise CheckpointError(f"{where}: 'rng' should hold torch's random states as tensors")
     for kind, size in (("python", 3), ("numpy", 5)):
         entries = rng.get(kind, [])
         if not isinstance(entries, list) or not all(isinstance(e, list | tuple) and len(e) == size for e in entries):
-            raise CheckpointError(f"checkpoint '{path}': 'rng' holds no usable {kind} random state")
+            raise CheckpointError(f"{where}: 'rng' holds no usable {kind} random state")
 
 
 def load_model_state(model: torch.nn.Module, state_dict: dict) -> None:
     """Load weights into `model`, explaining a mismatch in one line instead of a long report."""
     expected = model.state_dict()
-    if state_dict and all(k.startswith("module.") for k in state_dict) and not any(k in expected for k in state_dict):
-        state_dict = {
-            key.removeprefix("module."): value for key, value in state_dict.items()
-        }  # saved from DataParallel
+    if not any(key in expected for key in state_dict):  # saved from DataParallel, DDP or torch.compile
+        state_dict = dict(state_dict)
+        for prefix in ("module.", "_orig_mod."):
+            consume_prefix_in_state_dict_if_present(state_dict, prefix)
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
     resized = [key for key in expected if key in state_dict and state_dict[key].shape != expected[key].shape]
@@ -260,7 +209,7 @@ def find_latest(runs: Path) -> tuple[Path, dict]:
     problems = []
     for path in [p for p in candidates if p.parent == newest_run]:
         try:
-            return path, load_checkpoint(path, resume=True)
+            return path, load_checkpoint(path)
         except CheckpointError as exc:
             logger.warning("Skipping %s: %s", path.name, exc)
             problems.append(str(exc))
@@ -300,7 +249,7 @@ class CheckpointWriter:
     def _write(self, state: dict, paths: list[Path]) -> None:
         weights = [t for t in state["state_dict"].values() if t.is_floating_point()]
         if not all(bool(t.isfinite().all()) for t in weights):  # a finite loss, but inf gradients
-            raise NonFiniteLoss(f"the weights hold NaN or infinite values; {paths[0].name} was not saved")
+            raise runtime.NonFiniteLoss(f"the weights hold NaN or infinite values; {paths[0].name} was not saved")
         data = serialize(state)  # once, however many files get it
         for path in paths:
             try:
@@ -364,7 +313,7 @@ def run_folder(config: dict, resume_path: Path | None, guard):
     others). Under torchrun, when the main process cannot create or hold it, all processes stop."""
     with contextlib.ExitStack() as stack:
         run_dir = None
-        if distributed.is_main():
+        if runtime.is_main():
             try:
                 run_dir = open_run_dir(config, resume_path)
                 stack.enter_context(lock_run_dir(run_dir))

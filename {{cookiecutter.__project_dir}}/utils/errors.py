@@ -5,17 +5,16 @@ by your own code (a model, loss or data loader) is a bug: it keeps its traceback
 """
 
 import argparse
+import difflib
 import re
 import sys
 import threading
+import traceback
+from pathlib import Path
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type name), without terminal colour codes."""
-    text = ANSI_ESCAPE.sub("", str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+INSTALLED = {"site-packages", "dist-packages"}  # a virtual environment may live inside the project
 
 
 class UserError(Exception):
@@ -46,10 +45,54 @@ class DataError(UserError):
         super().__init__(message)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name), without terminal colour codes."""
+    text = ANSI_ESCAPE.sub("", str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def report(error: UserError, prefix: str = "") -> int:
     """Print a user error as one line on stderr; return its exit code."""
     print(f"error: {prefix}{first_line(error)}", file=sys.stderr)
     return 2
+
+
+def did_you_mean(word: str, choices) -> str:
+    """A hint naming the closest of `choices` (the same name in other case first), or ''."""
+    choices = [str(c) for c in choices]
+    same_case = [c for c in choices if c.lower() == str(word).lower()]
+    close = same_case or difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def section_of(config: dict, dotted: str, where: str) -> dict:
+    """The mapping that holds the value of `dotted` (a.b.c: config["a"]["b"]); the value itself may
+    be missing, the sections above it may not. `where` begins the error message."""
+    *parents, _ = dotted.split(".")
+    node, walked = config, []
+    for key in parents:
+        walked.append(key)
+        if not isinstance(node.get(key), dict):
+            choices = [k for k, v in node.items() if isinstance(v, dict)]
+            raise ConfigError(f"{where}: no section '{'.'.join(walked)}'{did_you_mean(key, choices)}")
+        node = node[key]
+    return node
+
+
+def is_user_bug(exc: BaseException, raised_there: bool = False) -> bool:
+    """True when `exc` is a `UserError`, or passed through the project's own code (your model, your
+    loader; with `raised_there`: was raised in it), not the machinery of parse_config.py and
+    utils/: such an error keeps its traceback. A library refusing a value the config gave it
+    directly (an optimizer's learning rate, a loss given the wrong shapes) is one line."""
+    if isinstance(exc, UserError) or "in DataLoader worker process" in str(exc):
+        return True  # (a worker's error carries the worker's traceback in its message)
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in frames[-1:] if raised_there else frames:
+        path = Path(frame.filename).resolve()
+        machinery = frame.filename.startswith("<") or path.parent.name == "utils" or path.name == "parse_config.py"
+        if path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts) and not machinery:
+            return True
+    return False
 
 
 def quiet_thread_os_errors(args) -> None:
@@ -64,3 +107,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"error: {message} (see --help)\n")
+
+
+def script_arguments(doc: str, resume_help: str | None, config_help: str) -> ArgumentParser:
+    """The options every entry script shares: -c, -r (when `resume_help`), -d and --set."""
+    parser = ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", help=config_help)
+    if resume_help:
+        parser.add_argument("-r", "--resume", help=resume_help)
+    parser.add_argument("-d", "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    return parser

@@ -10,8 +10,7 @@
 
 import copy
 
-from parse_config import section_of
-from utils.errors import ConfigError
+from utils.errors import ConfigError, section_of
 
 NUMERIC = ("log_uniform", "uniform", "int")
 

@@ -15,14 +15,12 @@ import functools
 import random
 import traceback
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from base.batches import as_step_result, to_device
-from parse_config import INSTALLED, PROJECT_DIR
-from utils.errors import ConfigError, UserError, first_line
+from utils.batches import as_step_result, to_device
+from utils.errors import ConfigError, UserError, first_line, is_user_bug
 
 
 def check(trainer) -> None:
@@ -142,12 +140,19 @@ def _optimizer_and_scheduler(trainer) -> None:
 
 def _raise_if_bug(exc: Exception) -> None:
     """Re-raise `exc` with its traceback when it was raised in the project's own code."""
-    if isinstance(exc, UserError) or "in DataLoader worker process" in str(exc):
-        raise exc  # (a worker's error carries the worker's traceback in its message)
-    frames = traceback.extract_tb(exc.__traceback__)
-    path = Path(frames[-1].filename).resolve() if frames else Path(__file__)
-    if path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts) and path != Path(__file__).resolve():
+    if is_user_bug(exc, raised_there=True):
         raise exc
+
+
+def check_num_classes(data_loader, model) -> None:
+    """When the data names its classes, a model with a `num_classes` attribute must match it."""
+    classes, outputs = getattr(data_loader, "classes", None), getattr(model, "num_classes", None)
+    if classes is not None and isinstance(outputs, int) and outputs != len(classes):
+        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+        raise ConfigError(
+            f"config key 'arch.args.num_classes' is {outputs} but the data has {len(classes)} classes "
+            f"({shown}); set it to {len(classes)}"
+        )
 
 
 @contextlib.contextmanager

@@ -1,15 +1,19 @@
 """What the training loop does with batches and what steps return: moving batches to the device,
-counting their samples, grouping them for accumulation, progress bars, and running averages
-that stay on the device until an epoch ends."""
+counting their samples, grouping them for accumulation, progress bars, running averages that stay
+on the device until an epoch ends, and the per-sample seeds of DataLoader workers."""
 
 import contextlib
 import itertools
+import multiprocessing
+import random
 import sys
 
+import numpy as np
 import torch
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from utils import distributed
+from utils import runtime
 
 
 class MetricTracker:
@@ -43,7 +47,7 @@ class MetricTracker:
         device = next((s.device for s in sums if isinstance(s, torch.Tensor)), torch.device("cpu"))
         dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
         values = [torch.as_tensor(s, dtype=dtype, device=device) for s in [*sums, *self._counts.values()]]
-        totals = distributed.all_reduce_sum(torch.stack(values)).tolist() if values else []
+        totals = runtime.all_reduce(torch.stack(values)).tolist() if values else []
         return {key: (totals[i], totals[len(sums) + i]) for i, key in enumerate(self._sums)}
 
     def state_dict(self) -> dict:
@@ -99,6 +103,34 @@ def accumulation_groups(batches, size: int):
 def progress(loader, desc: str, limit: int | None = None):
     """Iterate `loader` (at most `limit` batches), with a progress bar when stderr is a terminal."""
     batches = loader if limit is None else itertools.islice(loader, limit)
-    if not sys.stderr.isatty() or not distributed.is_main():
+    if not sys.stderr.isatty() or not runtime.is_main():
         return batches
     return tqdm(batches, total=len(loader) if limit is None else min(limit, len(loader)), desc=desc, leave=False)
+
+
+class SeededSamples(Dataset):
+    """`dataset` as worker processes read it: given (index, seed), a sample's random augmentation
+    is drawn from its own seed, the same whichever worker loads it, before and after a resume."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, int]):
+        index, seed = item
+        # A worker's random state belongs to the DataLoader, which seeds it too: reseeding is safe.
+        torch.default_generator.manual_seed(seed)  # the CPU's: torch.manual_seed costs 100x more
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        return self.dataset[index]
+
+
+def end_workers_at_exit() -> None:
+    """Workers that ignore SIGTERM would outlive the process: at exit, multiprocessing ends its
+    daemon children with SIGTERM and waits for them. Kill them first (a worker holds no state
+    worth saving). Register it after multiprocessing's own exit hook, so that it runs before it."""
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()

@@ -1,0 +1,184 @@
+"""Experiment trackers: one small interface, the two that ship (metrics.csv and TensorBoard), and
+`Trackers`, the one object through which the trainer starts, feeds and closes them.
+
+A tracker receives the run's config, every `trainer.log_every` steps the step's loss, after each
+epoch its losses and metrics, and finally how the run ended. To add one (Weights & Biases, say),
+write a `Tracker` subclass in a file of this folder and name it in the config:
+
+    "trackers": [{"type": "MyTracker", "args": {...}}]
+
+Only the main process tracks. Every call to the trackers runs, in order, in one thread of their
+own, so that no step waits for a tracker (a tracking server far away, say); what would compete
+with the steps for the interpreter, such as importing TensorBoard, happens before training starts.
+"""
+
+import csv
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
+
+from utils.errors import WriteError
+
+logger = logging.getLogger(__name__)
+CLOSE_WAIT_S = 30
+
+
+class Tracker:
+    """Override what your tracker records; every method does nothing by default."""
+
+    writes = "tracking data"  # what a failed write of this tracker names
+
+    def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
+        """The run begins in `run_dir`; `epoch` and `step` are those already done (a resumed run)."""
+
+    def log_step(self, step: int, values: dict[str, float]) -> None:
+        """Values of one optimizer step (its loss), every `trainer.log_every` steps."""
+
+    def log_epoch(self, epoch: int, step: int, values: dict[str, float]) -> None:
+        """The epoch's averaged losses and metrics (validation ones start with `val_`), and lr."""
+
+    def close(self, status: str) -> None:
+        """The run ended: `status` is "finished", "stopped" (a signal; it resumes) or "failed".
+        Checkpoints are on disk by now."""
+
+
+class CSVTracker(Tracker):
+    """metrics.csv in the run folder, one row per epoch; always on. A resumed run keeps the rows
+    of the epochs its checkpoint holds and replaces the rest, so no epoch is listed twice."""
+
+    writes = "metrics.csv"
+
+    def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
+        self.path = Path(run_dir) / "metrics.csv"
+        self.rows: list[dict] = []
+        self.columns: list[str] = []
+        if self.path.exists():
+            with open(self.path, newline="", encoding="utf-8") as file:
+                reader = csv.DictReader(file)
+                self.rows = [row for row in reader if row.get("epoch", "").isdigit() and int(row["epoch"]) <= epoch]
+                self.columns = list(reader.fieldnames or [])
+            self._write_all()
+
+    def log_epoch(self, epoch: int, step: int, values: dict[str, float]) -> None:
+        row = {"epoch": epoch, "step": step, **values}
+        self.rows.append(row)
+        if not set(row) <= set(self.columns):  # new columns: write the file afresh with them
+            self.columns = list(dict.fromkeys([*self.columns, *row]))
+            self._write_all()
+            return
+        with open(self.path, "a", newline="", encoding="utf-8") as file:
+            csv.DictWriter(file, fieldnames=self.columns).writerow(row)
+
+    def _write_all(self) -> None:
+        """Write the whole file anew: through a temporary file, so that a kill leaves the old one."""
+        temporary = self.path.with_name(".tmp-metrics.csv")
+        with open(temporary, "w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(temporary, self.path)
+
+
+class TensorBoardTracker(Tracker):
+    """Event files in the run folder (`trainer.tensorboard: true`; `tensorboard --logdir saved/`):
+    per-step losses under step/, epoch values under train/ and val/, at the global step."""
+
+    writes = "TensorBoard events"
+
+    def __init__(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # a slow import: here, before training
+
+        self.summary_writer, self.writer = SummaryWriter, None
+
+    def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
+        # purge_step drops the points an interrupted process wrote after its last checkpoint
+        self.writer = self.summary_writer(str(run_dir), purge_step=step + 1)
+
+    def log_step(self, step: int, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.writer.add_scalar(f"step/{key}", value, step)
+
+    def log_epoch(self, epoch: int, step: int, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.writer.add_scalar(f"val/{key[4:]}" if key.startswith("val_") else f"train/{key}", value, step)
+
+    def close(self, status: str) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Trackers:
+    """Every tracker of a run. A tracker's error stops the run at the next `check()`: an OSError
+    (full disk, folder removed) as one line, anything else (a bug in a tracker) with its traceback."""
+
+    def __init__(self, trackers: list[Tracker]) -> None:
+        self.trackers = list(trackers)
+        self._thread: ThreadPoolExecutor | None = None
+        self._error: BaseException | None = None
+        self._failed: Tracker | None = None
+        self._run_dir: Path | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def log_steps(self) -> bool:
+        """Whether a tracker records steps: reading a step's loss costs a device sync."""
+        return self.running and any(type(t).log_step is not Tracker.log_step for t in self.trackers)
+
+    def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
+        """Open the trackers' thread and start every tracker in it."""
+        self._run_dir, self._error = run_dir, None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trackers")
+        self._call("start", run_dir, config, epoch, step)
+
+    def wait(self) -> None:
+        """Wait until every call so far has run (the thread keeps their order)."""
+        if self._thread is not None:
+            self._thread.submit(int).result()
+
+    def log_step(self, step: int, values: dict[str, float]) -> None:
+        self._call("log_step", step, values)
+
+    def log_epoch(self, epoch: int, step: int, values: dict[str, float]) -> None:
+        self._call("log_epoch", epoch, step, values)
+
+    def close(self, status: str) -> None:
+        """End every tracker's run and wait for the thread; raise what failed in it. A run that
+        stopped or failed waits CLOSE_WAIT_S at most (a tracking server may be out of reach)."""
+        if self._thread is None:
+            return
+        status = "failed" if self._error is not None else status
+        done = [self._thread.submit(self._run, tracker, "close", status) for tracker in self.trackers]
+        self._thread.shutdown(wait=False)
+        if wait(done, None if status == "finished" else CLOSE_WAIT_S).not_done:
+            logger.warning(
+                "The trackers did not finish within %d s; their record of this run may be incomplete", CLOSE_WAIT_S
+            )
+        self._thread = None
+        self.check()
+
+    def check(self) -> None:
+        error, self._error = self._error, None
+        if isinstance(error, OSError):
+            raise WriteError(
+                f"could not write {self._failed.writes} in '{self._run_dir}': {error.strerror or error}; "
+                "free space or fix permissions, then resume with -r auto"
+            ) from None
+        if error is not None:
+            raise error
+
+    def _call(self, method: str, *args) -> None:
+        if self._thread is not None and self._error is None:  # after a failure the run is stopping
+            for tracker in self.trackers:
+                self._thread.submit(self._run, tracker, method, *args)
+
+    def _run(self, tracker: Tracker, method: str, *args) -> None:
+        try:
+            getattr(tracker, method)(*args)
+        except BaseException as exc:  # raised in the training thread by check()
+            if self._error is None:
+                self._failed = tracker  # first: check() may read _error at any moment
+                self._error = exc
