@@ -222,8 +222,8 @@ def _copy_tensors(value):
         return value.detach().clone() if value.device.type == "cpu" else value.detach().cpu()
     if isinstance(value, dict):
         return {key: _copy_tensors(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_copy_tensors(item) for item in value)
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (torch.Tensor, dict, list, tuple)):
+        return type(value)(_copy_tensors(item) for item in value)  # (a random state's numbers need no copy)
     return value
 
 
