@@ -57,6 +57,7 @@ RESERVED_NAMES = frozenset(
         "tensorboard",
         "tqdm",
         "yaml",
+        "ruamel",
         "jsonschema",
         "filelock",
         "optuna",

@@ -174,7 +174,9 @@ def catalog(key: str) -> dict:
     place, base = NAMES[key]
     if place.endswith("/"):
         folder = place.rstrip("/")
-        modules = [_import_project_file(folder, info.name) for info in pkgutil.iter_modules([str(PROJECT_DIR / folder)])]
+        modules = [
+            _import_project_file(folder, info.name) for info in pkgutil.iter_modules([str(PROJECT_DIR / folder)])
+        ]
     else:
         modules = [importlib.import_module(place)]
     base_class = _import(base) if base else None
@@ -192,7 +194,9 @@ def catalog(key: str) -> dict:
             if name.startswith("_") or not wanted(obj, module):
                 continue
             if name in found and found[name] is not obj:
-                raise ConfigError(f"two definitions are named {name}, in {where[name]} and {module.__name__}; rename one")
+                raise ConfigError(
+                    f"two definitions are named {name}, in {where[name]} and {module.__name__}; rename one"
+                )
             found[name], where[name] = obj, module.__name__
     return found
 
@@ -223,13 +227,17 @@ def resolve(key: str, name: str, where: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"config key '{where}': cannot import {module_name!r} for {name!r} ({first_line(exc)})") from None
+        raise ConfigError(
+            f"config key '{where}': cannot import {module_name!r} for {name!r} ({first_line(exc)})"
+        ) from None
     if not hasattr(module, attribute):
         public = [n for n in vars(module) if not n.startswith("_")]
         raise ConfigError(f"config key '{where}': {module_name} has no {attribute!r}{did_you_mean(attribute, public)}")
     target, base = getattr(module, attribute), NAMES[key][1]
     if key in ANY_PATH_MUST_DERIVE and not (isinstance(target, type) and issubclass(target, _import(base))):
-        raise ConfigError(f"config key '{where}': {target!r} is not a {base.partition(':')[2]} subclass; derive it from one")
+        raise ConfigError(
+            f"config key '{where}': {target!r} is not a {base.partition(':')[2]} subclass; derive it from one"
+        )
     return target
 
 

@@ -19,7 +19,9 @@ from utils.errors import CheckpointError, ConfigError, script_arguments
 
 def main(argv=None) -> int:
     parser = script_arguments(
-        __doc__, "the checkpoint (.pth) to evaluate", "config file to take the data and model from (default: the checkpoint's)"
+        __doc__,
+        "the checkpoint (.pth) to evaluate",
+        "config file to take the data and model from (default: the checkpoint's)",
     )
     return runtime.exit_code(evaluate, parser.parse_args(argv), "stopped by SIGINT; nothing was evaluated")
 

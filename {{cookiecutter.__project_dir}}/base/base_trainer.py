@@ -228,7 +228,9 @@ class BaseTrainer:
         improved = self._update_monitor(log)
         stop = 0 < self.settings["early_stop"] <= self.not_improved_count
         if stop:
-            logger.info("%s has not improved for %d epochs: stopping early", self.monitor_metric, self.not_improved_count)
+            logger.info(
+                "%s has not improved for %d epochs: stopping early", self.monitor_metric, self.not_improved_count
+            )
         asked = [callback(epoch, log) for callback in self.epoch_end_callbacks]  # every one, on every process
         stop = stop or any(asked)
         interrupted = not stop and epoch < self.epochs and self.guard.stop_requested()  # else the run is over

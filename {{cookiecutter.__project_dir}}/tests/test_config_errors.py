@@ -255,7 +255,9 @@ def test_yaml_config_holds_the_same_settings_as_json(tmp_path):
         pytest.param("name: x\nseed: 0\nname: y\n", "config.yaml:3: key 'name' appears twice", id="duplicate-key"),
         pytest.param("- name\n- seed\n", "must be a mapping of keys", id="a-list"),
         pytest.param("? [a, b]\n: c\n", "a config key must be text, got ('a', 'b')", id="list-as-key"),
-        pytest.param("a: !!python/object:os.system {}\n", "config.yaml:1: could not determine a constructor", id="code"),
+        pytest.param(
+            "a: !!python/object:os.system {}\n", "config.yaml:1: could not determine a constructor", id="code"
+        ),
     ],
 )
 def test_broken_yaml_gives_one_line_with_its_position(tmp_path, capsys, text, expected):

@@ -158,7 +158,11 @@ def _check_random_states(where: str, rng: dict) -> None:
     """One state per process: torch's a tensor (a lone tensor in checkpoints of earlier versions),
     Python's and numpy's lists of 3 and 5 entries (earlier versions lack them)."""
     torch_states = [rng.get("torch")] if isinstance(rng.get("torch"), torch.Tensor) else rng.get("torch")
-    if not isinstance(torch_states, list) or not torch_states or not all(isinstance(t, torch.Tensor) for t in torch_states):
+    if (
+        not isinstance(torch_states, list)
+        or not torch_states
+        or not all(isinstance(t, torch.Tensor) for t in torch_states)
+    ):
         raise CheckpointError(f"{where}: 'rng' should hold torch's random states as tensors")
     for kind, size in (("python", 3), ("numpy", 5)):
         entries = rng.get(kind, [])
