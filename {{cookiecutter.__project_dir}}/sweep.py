@@ -45,14 +45,14 @@ def main(argv=None) -> int:
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite in saved/<study>/)")
     parser.add_argument("--study", help="study name (default: <config name>-sweep)")
     args = parser.parse_args(argv)
+    if args.config is None:
+        parser.error("the following arguments are required: -c/--config")
     again = "run the same command again to continue the study"
     # a signal stopped a trial: it is marked failed, its checkpoint kept
     return runtime.exit_code(sweep, args, f"sweep stopped by SIGINT; {again}", f"\nsweep stopped; {again}")
 
 
 def sweep(args) -> int:
-    if args.config is None:
-        raise ConfigError("pass the config with its sweep section: -c config.json")
     if args.trials is not None and args.trials < 1:
         raise ConfigError(f"--trials {args.trials}: give at least 1")
     config = ConfigParser.from_args(args)
