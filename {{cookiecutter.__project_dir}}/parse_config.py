@@ -3,7 +3,8 @@
     config = ConfigParser(load_config("config.json"))   # every mistake is one line, before any file is written
     model = config.init_obj("arch")                      # build what a section names
 
-The rules for every key live in config.schema.json, which also gives editors completion. A
+The rules for every key live in config.schema.json, which also gives editors completion; the file
+reading and the rule checks are in utils/config_checks.py, the names are resolved here. A
 section `{"type": NAME, "args": {...}}` names a class defined in any file of its folder (arch:
 model/, data_loader: data_loader/, trainer.type: trainer/, trackers: logger/), a torch.optim
 optimizer or scheduler, or anything importable by a dotted path (torchvision.models.resnet18).
@@ -16,19 +17,16 @@ import copy
 import functools
 import importlib
 import inspect
-import json
 import logging
 import pkgutil
 import sys
 from pathlib import Path
 
-import jsonschema
-
-from utils.errors import ConfigError, did_you_mean, first_line, is_user_bug, report, section_of
+from utils.config_checks import check_arguments, check_is_mapping, check_schema, load_config, set_by_path
+from utils.errors import ConfigError, did_you_mean, first_line, is_user_bug, report
 
 logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent
-SCHEMA_FILE = PROJECT_DIR / "config.schema.json"
 # config key -> where its short names are looked up (a project folder, or a module), and the class
 # it must derive from ("module:Class"); trackers, data loaders and trainers named by dotted paths too.
 NAMES = {
@@ -44,123 +42,6 @@ NAMES = {
     "pruner": ("optuna.pruners", "optuna.pruners:BasePruner"),
 }
 ANY_PATH_MUST_DERIVE = ("data_loader", "trainer", "trackers")  # the trainer relies on their methods
-# Arguments that the code passes itself; the config must not set them.
-SUPPLIED_BY_CODE = {"optimizer": {"params"}, "lr_scheduler": {"optimizer"}}
-BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
-
-
-def load_config(path: str | Path) -> dict:
-    """Read a JSON or YAML config (by extension): syntax errors name the line, a key given twice
-    is refused (both formats would keep the last one), the editor-only `$schema` is dropped."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist; pass an existing file with -c")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: Windows editors may add a byte-order mark
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
-    config = _parse_yaml(text, path) if path.suffix.lower() in (".yaml", ".yml") else _parse_json(text, path)
-    if isinstance(config, dict):
-        config.pop("$schema", None)
-    return config
-
-
-def _parse_json(text: str, path: Path):
-    def no_duplicates(pairs):
-        keys = [key for key, _ in pairs]
-        for key in keys:
-            if keys.count(key) > 1:
-                raise ConfigError(f"{path}: key {key!r} appears twice in the same object; keep one")
-        return dict(pairs)
-
-    try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a config") from None
-
-
-def _parse_yaml(text: str, path: Path):
-    """YAML 1.2 through ruamel.yaml's safe loader: plain data only, a key given twice is refused,
-    `3e-4` is a number and `off` stays the text "off"."""
-    try:
-        from ruamel.yaml import YAML, YAMLError  # only YAML configs need it
-    except ImportError:
-        raise ConfigError(f"{path}: reading YAML needs ruamel.yaml; pip install ruamel.yaml") from None
-    try:
-        config = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or first_line(exc)
-        if "duplicate key" in problem:
-            problem = f"key {problem.split(chr(34))[1]!r} appears twice in the same mapping; keep one"
-        raise ConfigError(f"{path}:{f'{mark.line + 1}:' if mark else ''} {problem}") from None
-    return config
-
-
-def set_by_path(config: dict, assignment: str) -> None:
-    """Apply one `--set a.b.c=value` (value read as JSON, else kept as a string) to `config`."""
-    dotted, sep, raw = assignment.partition("=")
-    if not sep or not dotted:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set trainer.epochs=5")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    section = section_of(config, dotted, f"--set {assignment!r}")
-    section[dotted.rpartition(".")[2]] = value  # a new key is checked with the rest: schema, or signature
-
-
-def check_is_mapping(config) -> None:
-    if not isinstance(config, dict):
-        raise ConfigError(f"the config must be a mapping of keys (a JSON object), got {type(config).__name__}")
-    bad = next((key for key in config if not isinstance(key, str)), None)
-    if bad is not None:  # (YAML allows them)
-        raise ConfigError(f"a config key must be text, got {bad!r}")
-
-
-def check_schema(config) -> None:
-    """Raise `ConfigError` for the key that breaks a rule of config.schema.json, if any; then fill
-    in the defaults the schema gives for the keys left out."""
-    check_is_mapping(config)
-    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
-    if error is None:
-        for node, rules in ((config, schema), (config["trainer"], schema["properties"]["trainer"])):
-            for key, rule in rules["properties"].items():
-                if "default" in rule:
-                    node.setdefault(key, rule["default"])
-        return
-    while error.parent is not None:  # a branch of "oneOf": describe every alternative
-        error = error.parent
-    where = error.json_path.removeprefix("$").lstrip(".")  # "$.trainer.epochs" -> "trainer.epochs"
-    if error.validator == "additionalProperties":
-        allowed = list(error.schema["properties"])
-        extra = next(key for key in error.instance if key not in allowed)
-        key = f"{where}.{extra}".lstrip(".")
-        raise ConfigError(f"config key '{key}' is unknown{did_you_mean(extra, allowed)}; allowed: {', '.join(allowed)}")
-    if error.validator == "required":
-        missing = next(key for key in error.validator_value if key not in error.instance)
-        raise ConfigError(f"config key '{f'{where}.{missing}'.lstrip('.')}' is missing; add it")
-    raise ConfigError(f"config key '{where}': got {error.instance!r}, expected {_expected(error.schema)}")
-
-
-def _expected(schema: dict) -> str:
-    """What `schema` allows, in a few words: "an integer >= 1", "null or a number > 0"."""
-    if "patternErrorMessage" in schema:  # the same words editors show (VS Code reads this key)
-        return schema["patternErrorMessage"]
-    if "enum" in schema:
-        shown = [json.dumps(value) for value in schema["enum"]]
-        return ", ".join(shown[:-1]) + " or " + shown[-1]
-    if "oneOf" in schema or "anyOf" in schema:
-        return " or ".join(_expected(option) for option in schema.get("oneOf", schema.get("anyOf")))
-    kind = schema.get("type")
-    if kind in ("integer", "number"):
-        bounds = [f"{sign} {schema[key]}" for key, sign in BOUNDS.items() if key in schema]
-        return " ".join(["an integer" if kind == "integer" else "a number", " and ".join(bounds)]).strip()
-    words = {"null": "null", "boolean": "true or false", "string": "a non-empty string", "object": "an object"}
-    return words.get(kind, 'a list of names like ["accuracy"]' if kind == "array" else "a valid value")
 
 
 def _import(dotted: str):
@@ -239,35 +120,6 @@ def resolve(key: str, name: str, where: str):
             f"config key '{where}': {target!r} is not a {base.partition(':')[2]} subclass; derive it from one"
         )
     return target
-
-
-def check_arguments(where: str, target, args: dict) -> None:
-    """Bind `args` to the signature of `target`, so that typos fail before anything is built."""
-    try:
-        signature = inspect.signature(target)
-    except (TypeError, ValueError):  # some builtins have no signature to compare with
-        return
-    supplied = SUPPLIED_BY_CODE.get(where, set())
-    named = [n for n, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    accepted = [n for n in named if n not in supplied]
-    title = getattr(target, "__name__", target)
-    for name in args:
-        if name in supplied:
-            raise ConfigError(f"config key '{where}.args.{name}' is set by the code; remove it from the config")
-    try:
-        signature.bind_partial(*([None] * len(supplied)), **args)
-    except TypeError as exc:
-        name = next((n for n in args if n not in named), None)
-        if name is None:
-            raise ConfigError(f"config key '{where}.args': {title}: {first_line(exc)}") from None
-        raise ConfigError(
-            f"config key '{where}.args.{name}': {title} has no argument {name!r}{did_you_mean(name, accepted)}; "
-            f"it accepts: {', '.join(accepted)}"
-        ) from None
-    empty = inspect.Parameter.empty
-    missing = [n for n in accepted if signature.parameters[n].default is empty and n not in args]
-    if missing:
-        raise ConfigError(f"config key '{where}.args.{missing[0]}' is missing; {title} requires it")
 
 
 class ConfigParser(dict):

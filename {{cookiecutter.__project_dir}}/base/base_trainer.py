@@ -62,7 +62,9 @@ class BaseTrainer:
         self.train_metrics, self.guard = MetricTracker(), RunGuard(device)
         self.checkpoints = CheckpointWriter(keep_last=settings["keep_last"])
         self.run_dir: Path | None = None
-        self.trackers = Trackers([CSVTracker(), *([_tensorboard()] if settings["tensorboard"] else []), *trackers])
+        self.trackers = Trackers(
+            [CSVTracker(), *([TensorBoardTracker()] if settings["tensorboard"] else []), *trackers]
+        )
         self.epoch_end_callbacks: list = []
         self.model = self._wrap(model)
 
@@ -337,15 +339,6 @@ class BaseTrainer:
         if self.run_dir is not None:
             self._check_saves(block=True)  # the previous write first: its failure, if any, stops the run
             self.checkpoints.save(state, [self.run_dir / name for name in names])
-
-
-def _tensorboard() -> TensorBoardTracker:
-    try:
-        return TensorBoardTracker()
-    except ImportError:
-        raise ConfigError(
-            "config key 'trainer.tensorboard': TensorBoard is not installed; pip install it, or set false"
-        ) from None
 
 
 def _restore(key: str, target, checkpoint: dict, config: dict) -> None:

@@ -18,7 +18,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from utils.errors import WriteError
+from utils.errors import ConfigError, WriteError
 
 logger = logging.getLogger(__name__)
 CLOSE_WAIT_S = 30
@@ -87,8 +87,12 @@ class TensorBoardTracker(Tracker):
     writes = "TensorBoard events"
 
     def __init__(self) -> None:
-        from torch.utils.tensorboard import SummaryWriter  # a slow import: here, before training
-
+        try:  # a slow import: here, when the trainer is built, not beside the training steps
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError(
+                "config key 'trainer.tensorboard': TensorBoard is not installed; pip install it, or set false"
+            ) from None
         self.summary_writer, self.writer = SummaryWriter, None
 
     def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
