@@ -65,9 +65,7 @@ def _one_step(trainer, batch) -> None:
                     _raise_if_bug(exc)
                     raise ConfigError(f"config key 'metrics' ({name}): {first_line(exc)}") from None
         result["loss"].backward()
-    except (UserError, ConfigError):
-        raise
-    except Exception as exc:
+    except Exception as exc:  # (a ConfigError raised above goes on as it is: _raise_if_bug re-raises it)
         _raise_if_bug(exc)
         raise ConfigError(_step_message(exc, trainer)) from None
     finally:
