@@ -152,7 +152,7 @@ def required_modules(options):
 
 def schema_modules(options):
     """Return the modules the project's config check imports."""
-    return ["jsonschema", "yaml"] if options["config_format"] == "yaml" else ["jsonschema"]
+    return ["jsonschema", "ruamel"] if options["config_format"] == "yaml" else ["jsonschema"]
 
 
 def check_config(project_dir, environ, options):

@@ -71,12 +71,12 @@ def build(config: ConfigParser, device: torch.device, data_loader=None, tracking
     dry_run.check_num_classes(data_loader, model)
     optimizer = config.init_obj("optimizer", [p for p in model.parameters() if p.requires_grad])
     lr_scheduler = config.init_obj("lr_scheduler", optimizer) if config.get("lr_scheduler") else None
-    trackers = config.init_trackers() if tracking else []
     trainer_class = config.targets["trainer"]  # trainer.type: Trainer of trainer/trainer.py, or your own
-    return trainer_class(
-        model, config.loss, config.metrics, optimizer, config, device,
-        data_loader, valid_data_loader, lr_scheduler, trackers=trackers,
-    )  # fmt: skip
+    trainer = trainer_class(
+        model, config.loss, config.metrics, optimizer, config, device, data_loader, valid_data_loader, lr_scheduler
+    )
+    trainer.trackers.trackers += config.init_trackers() if tracking else []
+    return trainer
 
 
 def fit(config: ConfigParser, device: torch.device, resume_path=None, checkpoint=None, callbacks=()) -> BaseTrainer:

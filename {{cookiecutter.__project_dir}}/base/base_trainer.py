@@ -44,7 +44,7 @@ class BaseTrainer:
     extra_metrics: tuple[str, ...] = ()
 
     def __init__(self, model, criterion, metric_ftns, optimizer, config: dict, device: torch.device,
-                 data_loader, valid_data_loader=None, lr_scheduler=None, trackers=()) -> None:  # fmt: skip
+                 data_loader, valid_data_loader=None, lr_scheduler=None) -> None:  # fmt: skip
         self.raw_model, self.criterion, self.metric_ftns = model, criterion, metric_ftns
         self.optimizer, self.lr_scheduler, self.config, self.device = optimizer, lr_scheduler, config, device
         self.data_loader, self.valid_data_loader = data_loader, valid_data_loader
@@ -62,9 +62,7 @@ class BaseTrainer:
         self.train_metrics, self.guard = MetricTracker(), RunGuard(device)
         self.checkpoints = CheckpointWriter(keep_last=settings["keep_last"])
         self.run_dir: Path | None = None
-        self.trackers = Trackers(
-            [CSVTracker(), *([TensorBoardTracker()] if settings["tensorboard"] else []), *trackers]
-        )
+        self.trackers = Trackers([CSVTracker(), *([TensorBoardTracker()] if settings["tensorboard"] else [])])
         self.epoch_end_callbacks: list = []
         self.model = self._wrap(model)
 
@@ -132,7 +130,7 @@ class BaseTrainer:
         """TensorBoard's SummaryWriter while training; None when it is off or on another process."""
         for tracker in self.trackers.trackers if self.trackers.running else ():
             if isinstance(tracker, TensorBoardTracker):
-                self.trackers.wait()  # until it has started
+                tracker.started.wait()  # (it starts in the trackers' thread)
                 return tracker.writer
         return None
 
@@ -306,9 +304,6 @@ class BaseTrainer:
             "not_improved_count": self.not_improved_count,
             "train_metrics": self.train_metrics.state_dict() if self.samples_done else {},  # mid-epoch only
             "state_dict": self.raw_model.state_dict(),
-            "arch": type(self.raw_model).__name__,
-            "world_size": runtime.world_size(),
-            "classes": self.data_loader.classes,
             "config": dict(self.config),
         }
 
@@ -335,7 +330,10 @@ class BaseTrainer:
 
     def _save_checkpoint(self, *names: str) -> None:
         """Save the run's state as each of `names`. Call it on every process: the main one writes."""
-        state = self.state_dict()
+        state = self.state_dict()  # and a record of the run, for test.py and for readers:
+        state.update(
+            arch=type(self.raw_model).__name__, world_size=runtime.world_size(), classes=self.data_loader.classes
+        )
         if self.run_dir is not None:
             self._check_saves(block=True)  # the previous write first: its failure, if any, stops the run
             self.checkpoints.save(state, [self.run_dir / name for name in names])

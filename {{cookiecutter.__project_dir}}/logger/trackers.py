@@ -7,7 +7,7 @@ write a `Tracker` subclass in a file of this folder and name it in the config:
 
     "trackers": [{"type": "MyTracker", "args": {...}}]
 
-Only the main process tracks. Every call to the trackers runs, in order, in one thread of their
+Only the main process tracks. Every call to the trackers runs, in order, in a thread of their
 own, so that no step waits for a tracker (a tracking server far away, say); what would compete
 with the steps for the interpreter, such as importing TensorBoard, happens before training starts.
 """
@@ -15,7 +15,8 @@ with the steps for the interpreter, such as importing TensorBoard, happens befor
 import csv
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor, wait
+import queue
+import threading
 from pathlib import Path
 
 from utils.errors import ConfigError, WriteError
@@ -93,11 +94,13 @@ class TensorBoardTracker(Tracker):
             raise ConfigError(
                 "config key 'trainer.tensorboard': TensorBoard is not installed; pip install it, or set false"
             ) from None
-        self.summary_writer, self.writer = SummaryWriter, None
+        self.summary_writer, self.writer, self.started = SummaryWriter, None, threading.Event()
 
     def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
-        # purge_step drops the points an interrupted process wrote after its last checkpoint
-        self.writer = self.summary_writer(str(run_dir), purge_step=step + 1)
+        try:  # purge_step drops the points an interrupted process wrote after its last checkpoint
+            self.writer = self.summary_writer(str(run_dir), purge_step=step + 1)
+        finally:
+            self.started.set()  # (on failure the writer stays None)
 
     def log_step(self, step: int, values: dict[str, float]) -> None:
         for key, value in values.items():
@@ -113,12 +116,14 @@ class TensorBoardTracker(Tracker):
 
 
 class Trackers:
-    """Every tracker of a run. A tracker's error stops the run at the next `check()`: an OSError
-    (full disk, folder removed) as one line, anything else (a bug in a tracker) with its traceback."""
+    """Every tracker of a run, called in order in a thread of their own. A tracker's error stops
+    the run at the next `check()`: an OSError (full disk, folder removed) as one line, anything
+    else (a bug in a tracker) with its traceback."""
 
     def __init__(self, trackers: list[Tracker]) -> None:
         self.trackers = list(trackers)
-        self._thread: ThreadPoolExecutor | None = None
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._failed: Tracker | None = None
         self._run_dir: Path | None = None
@@ -133,15 +138,12 @@ class Trackers:
         return self.running and any(type(t).log_step is not Tracker.log_step for t in self.trackers)
 
     def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
-        """Open the trackers' thread and start every tracker in it."""
+        """Start the trackers' thread, and every tracker in it. A daemon: a tracker that hangs (a
+        server out of reach) never keeps the process from exiting."""
         self._run_dir, self._error = run_dir, None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trackers")
+        self._thread = threading.Thread(target=self._work, name="trackers", daemon=True)
+        self._thread.start()
         self._call("start", run_dir, config, epoch, step)
-
-    def wait(self) -> None:
-        """Wait until every call so far has run (the thread keeps their order)."""
-        if self._thread is not None:
-            self._thread.submit(int).result()
 
     def log_step(self, step: int, values: dict[str, float]) -> None:
         self._call("log_step", step, values)
@@ -154,10 +156,10 @@ class Trackers:
         stopped or failed waits CLOSE_WAIT_S at most (a tracking server may be out of reach)."""
         if self._thread is None:
             return
-        status = "failed" if self._error is not None else status
-        done = [self._thread.submit(self._run, tracker, "close", status) for tracker in self.trackers]
-        self._thread.shutdown(wait=False)
-        if wait(done, None if status == "finished" else CLOSE_WAIT_S).not_done:
+        self._call("close", status)
+        self._calls.put(None)
+        self._thread.join(None if status == "finished" else CLOSE_WAIT_S)
+        if self._thread.is_alive():
             logger.warning(
                 "The trackers did not finish within %d s; their record of this run may be incomplete", CLOSE_WAIT_S
             )
@@ -175,9 +177,18 @@ class Trackers:
             raise error
 
     def _call(self, method: str, *args) -> None:
-        if self._thread is not None and self._error is None:  # after a failure the run is stopping
-            for tracker in self.trackers:
-                self._thread.submit(self._run, tracker, method, *args)
+        if self._thread is not None:
+            self._calls.put((method, args))
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            method, args = call
+            if method == "close":  # every tracker ends its run, whatever failed before
+                for tracker in self.trackers:
+                    self._run(tracker, "close", "failed" if self._error is not None else args[0])
+            elif self._error is None:  # after a failure the run is stopping: log nothing more
+                for tracker in self.trackers:
+                    self._run(tracker, method, *args)
 
     def _run(self, tracker: Tracker, method: str, *args) -> None:
         try:

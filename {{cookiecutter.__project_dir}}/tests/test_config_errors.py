@@ -258,6 +258,8 @@ def test_yaml_config_holds_the_same_settings_as_json(tmp_path):
         pytest.param(
             "a: !!python/object:os.system {}\n", "config.yaml:1: could not determine a constructor", id="code"
         ),
+        pytest.param("name: 2026-01-01\n", "config key 'name' holds a date; use text", id="a-date"),
+        pytest.param("sweep:\n  params:\n    1.5: {}\n", "must be text, got 1.5 in 'sweep.params'", id="nested-key"),
     ],
 )
 def test_broken_yaml_gives_one_line_with_its_position(tmp_path, capsys, text, expected):

@@ -7,6 +7,7 @@ files live in `save_dir/name/<timestamp>/`.
 
 import contextlib
 import io
+import itertools
 import json
 import logging
 import math
@@ -143,7 +144,7 @@ def check_resumable(source, checkpoint: dict, fresh: dict) -> None:
     for key, value in fresh.items():
         kind, meaning = KINDS.get(type(value), (object, ""))
         saved = checkpoint[key]
-        if saved is None and kind is dict:  # (checkpoints of earlier versions: None for an empty state)
+        if saved is None and value == {}:  # (checkpoints of earlier versions: None for an empty state)
             continue
         if not isinstance(saved, kind) or isinstance(saved, bool):
             raise CheckpointError(f"{where}: '{key}' should be {meaning}, not {type(saved).__name__}")
@@ -226,8 +227,10 @@ def _copy_tensors(value):
         return value.detach().clone() if value.device.type == "cpu" else value.detach().cpu()
     if isinstance(value, dict):
         return {key: _copy_tensors(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (torch.Tensor, dict, list, tuple)):
-        return type(value)(_copy_tensors(item) for item in value)  # (a random state's numbers need no copy)
+    if isinstance(value, (list, tuple)):  # (a random state's 624 numbers: one C-level scan, no recursion)
+        if any(map(isinstance, value, itertools.repeat((torch.Tensor, dict, list, tuple)))):
+            return type(value)(_copy_tensors(item) for item in value)
+        return type(value)(value)
     return value
 
 

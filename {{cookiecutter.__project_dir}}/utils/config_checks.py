@@ -67,7 +67,22 @@ def _parse_yaml(text: str, path: Path):
         if "duplicate key" in problem:
             problem = f"key {problem.split(chr(34))[1]!r} appears twice in the same mapping; keep one"
         raise ConfigError(f"{path}:{f'{mark.line + 1}:' if mark else ''} {problem}") from None
-    return config
+    return _as_json(config, path, "")
+
+
+def _as_json(node, path: Path, where: str):
+    """`node` as JSON's types (text keys; no dates, sets or ordered maps): what a checkpoint holds
+    and what `torch.load(weights_only=True)` reads back."""
+    if isinstance(node, dict):
+        bad = next((key for key in node if not isinstance(key, str)), None)
+        if bad is not None:
+            raise ConfigError(f"{path}: a config key must be text, got {bad!r}{f' in {where!r}' if where else ''}")
+        return {key: _as_json(value, path, f"{where}.{key}".lstrip(".")) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_as_json(value, path, f"{where}[{i}]") for i, value in enumerate(node)]
+    if node is None or isinstance(node, (str, int, float)):  # (bool is an int)
+        return node
+    raise ConfigError(f"{path}: config key '{where}' holds a {type(node).__name__}; use text, a number or a list")
 
 
 def set_by_path(config: dict, assignment: str) -> None:
@@ -86,9 +101,6 @@ def set_by_path(config: dict, assignment: str) -> None:
 def check_is_mapping(config) -> None:
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping of keys (a JSON object), got {type(config).__name__}")
-    bad = next((key for key in config if not isinstance(key, str)), None)
-    if bad is not None:  # (YAML allows them)
-        raise ConfigError(f"a config key must be text, got {bad!r}")
 
 
 def check_schema(config) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 INSTALLED = {"site-packages", "dist-packages"}  # a virtual environment may live inside the project
+CHECKING_CODE = {PROJECT_DIR / "parse_config.py", PROJECT_DIR / "utils" / "dry_run.py"}  # not the user's
 
 
 class UserError(Exception):
@@ -81,16 +82,16 @@ def section_of(config: dict, dotted: str, where: str) -> dict:
 
 def is_user_bug(exc: BaseException, raised_there: bool = False) -> bool:
     """True when `exc` is a `UserError`, or passed through the project's own code (your model, your
-    loader; with `raised_there`: was raised in it), not the machinery of parse_config.py and
-    utils/: such an error keeps its traceback. A library refusing a value the config gave it
-    directly (an optimizer's learning rate, a loss given the wrong shapes) is one line."""
+    loader; with `raised_there`: was raised in it), not through the code that builds and checks
+    it: such an error keeps its traceback. A library refusing a value the config gave it directly
+    (an optimizer's learning rate, a loss given the wrong shapes) is one line."""
     if isinstance(exc, UserError) or "in DataLoader worker process" in str(exc):
         return True  # (a worker's error carries the worker's traceback in its message)
     frames = traceback.extract_tb(exc.__traceback__)
     for frame in frames[-1:] if raised_there else frames:
         path = Path(frame.filename).resolve()
-        machinery = frame.filename.startswith("<") or path.parent.name == "utils" or path.name == "parse_config.py"
-        if path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts) and not machinery:
+        ours = path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts)
+        if ours and not frame.filename.startswith("<") and path not in CHECKING_CODE:
             return True
     return False
 

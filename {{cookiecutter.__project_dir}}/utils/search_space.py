@@ -69,7 +69,7 @@ def suggest(trial, params: dict[str, dict]) -> dict:
 
 def apply(config: dict, values: dict) -> dict:
     """A copy of `config` with `values` (dotted key -> value) set, and without its sweep section."""
-    config = copy.deepcopy(config)
+    config = copy.deepcopy(dict(config))  # a plain dict: a trial's config is resolved afresh
     config.pop("sweep", None)
     for key, value in values.items():
         section = section_of(config, key, f"config key 'sweep.params.{key}'")
