@@ -16,6 +16,7 @@ optimizer or scheduler, or anything importable by a dotted path (torchvision.mod
 import copy
 import functools
 import importlib
+import importlib.util
 import inspect
 import logging
 import pkgutil
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 
 from utils.config_checks import check_arguments, check_is_mapping, check_schema, load_config, set_by_path
-from utils.errors import ConfigError, did_you_mean, first_line, is_user_bug, report
+from utils.errors import ConfigError, did_you_mean, first_line, in_project, is_user_bug, report
 
 logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -93,17 +94,27 @@ def _import_project_file(folder: str, name: str):
         raise ConfigError(f"{folder}/{name}.py imports {exc.name!r}, which is not installed; install it") from None
 
 
-def resolve(key: str, name: str, where: str):
+def resolve(key: str, name: str, where: str, trusted: bool = True):
     """What `name`, at config key `where`, refers to: a name from `catalog(key)`, else a dotted
-    import path (which, for data loaders, trainers and trackers, must derive from ours)."""
+    import path (which, for data loaders, trainers and trackers, must derive from ours). Unless
+    `trusted`, a dotted path must lead into this project: a config that came inside a checkpoint
+    is data, and never chooses what is imported or called."""
     names = catalog(key)
+    module_name, _, attribute = name.rpartition(".")
+    if module_name == NAMES[key][0] and attribute in names:  # torch.optim.AdamW: the catalog's own
+        name = attribute
     if name in names:
         return names[name]
-    module_name, _, attribute = name.rpartition(".")
     if not module_name:
         raise ConfigError(
             f"config key '{where}': unknown name {name!r}{did_you_mean(name, names)}; available: "
             f"{', '.join(names)}, or a dotted path such as torch.optim.AdamW"
+        )
+    if not trusted and not _in_this_project(module_name):
+        raise ConfigError(
+            f"config key '{where}': the checkpoint's config names {name!r}, from outside this project, and a "
+            "checkpoint never chooses code to import; pass your own config with -c, or add --trust-checkpoint "
+            "if you trust whoever made the file"
         )
     try:
         module = importlib.import_module(module_name)
@@ -122,29 +133,45 @@ def resolve(key: str, name: str, where: str):
     return target
 
 
+def _in_this_project(module_name: str) -> bool:
+    """Whether the top-level package of `module_name` is a folder or file of this project, found
+    without importing anything (a module's import alone can run code)."""
+    try:
+        spec = importlib.util.find_spec(module_name.partition(".")[0])
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    # (a built-in or frozen module such as sys has no location: its origin is a word, not a path)
+    places = list(spec.submodule_search_locations or ([spec.origin] if spec.has_location else []))
+    return bool(places) and all(Path(place).is_absolute() and in_project(place) for place in places)
+
+
 class ConfigParser(dict):
     """A validated config (a plain mapping of its keys) whose names are resolved: `targets` holds
-    what each section's `type` names, `loss`, `metrics` and `trackers` the functions and classes."""
+    what each section's `type` names, `loss`, `metrics` and `trackers` the functions and classes.
+    `trusted=False` (a checkpoint's config) allows no name from outside the project."""
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: dict, trusted: bool = True) -> None:
         check_schema(config)
         super().__init__(config)
+        look_up = functools.partial(resolve, trusted=trusted)
         sections = [key for key in ("arch", "data_loader", "optimizer", "lr_scheduler", "trainer") if config.get(key)]
-        self.targets = {key: resolve(key, config[key]["type"], f"{key}.type") for key in sections}
+        self.targets = {key: look_up(key, config[key]["type"], f"{key}.type") for key in sections}
         for key in sections[:-1]:  # (the trainer's arguments are the code's)
             check_arguments(key, self.targets[key], config[key].get("args", {}))
-        self.loss = resolve("loss", config["loss"], "loss")
-        self.metrics = [resolve("metrics", name, f"metrics[{i}]") for i, name in enumerate(config["metrics"])]
+        self.loss = look_up("loss", config["loss"], "loss")
+        self.metrics = [look_up("metrics", metric, f"metrics[{i}]") for i, metric in enumerate(config["metrics"])]
         self.trackers = []
         for i, section in enumerate(config["trackers"]):
-            self.trackers.append(resolve("trackers", section["type"], f"trackers[{i}].type"))
+            self.trackers.append(look_up("trackers", section["type"], f"trackers[{i}].type"))
             check_arguments(f"trackers[{i}]", self.trackers[-1], section.get("args", {}))
         self._check_monitor()
 
     @classmethod
     def from_args(cls, args, checkpoint: dict | None = None) -> "ConfigParser":
-        """The config of `-c`, else the one `checkpoint` was trained with; `--lr`, `--bs` and
-        `--set` apply on top."""
+        """The config of `-c`, else the one `checkpoint` was trained with (whose names must lead into
+        this project, unless `--trust-checkpoint`); `--lr`, `--bs` and `--set` apply on top."""
         if args.config is None and checkpoint is None:
             raise ConfigError("nothing to do: pass a config with -c config.json (-r auto needs it too)")
         # a copy: the checkpoint keeps the config it was trained with, to compare with on resume
@@ -154,21 +181,13 @@ class ConfigParser(dict):
         overrides += [f"data_loader.args.batch_size={args.bs}"] if getattr(args, "bs", None) is not None else []
         for assignment in overrides + args.set:
             set_by_path(config, assignment)
-        return cls(config)
+        return cls(config, trusted=args.config is not None or getattr(args, "trust_checkpoint", False))
 
     def init_obj(self, name: str, *args, **kwargs):
         """Build `config[name]`: call its `type` with `args`, then its config `args` and `kwargs`.
         pytorch-template's form, `init_obj(name, module, *args)`, works too; the module is not needed."""
         args = args[1:] if args and inspect.ismodule(args[0]) else args
-        section = self[name]
-        try:
-            obj = self.targets[name](*args, **{**section.get("args", {}), **kwargs})
-        except Exception as exc:
-            if is_user_bug(exc):
-                raise  # a bug in the project's own code: keep the traceback that points at it
-            raise ConfigError(f"config key '{name}' ({section['type']}): {first_line(exc)}") from None
-        logger.info("Built %s from config key '%s' with args %s", section["type"], name, section.get("args", {}))
-        return obj
+        return _build(name, self[name], self.targets[name], *args, **kwargs)
 
     def init_ftn(self, name: str, *args, **kwargs):
         """`config[name]`'s `type` with its arguments bound, to call later (pytorch-template's API)."""
@@ -177,16 +196,8 @@ class ConfigParser(dict):
 
     def init_trackers(self) -> list:
         """The trackers of config key `trackers`, built from their args."""
-        built = []
-        for i, (target, section) in enumerate(zip(self.trackers, self["trackers"], strict=True)):
-            try:
-                built.append(target(**section.get("args", {})))
-            except Exception as exc:
-                if is_user_bug(exc):
-                    raise
-                raise ConfigError(f"config key 'trackers[{i}]' ({section['type']}): {first_line(exc)}") from None
-            logger.info("Built %s from config key 'trackers[%d]'", section["type"], i)
-        return built
+        sections = enumerate(zip(self.trackers, self["trackers"], strict=True))
+        return [_build(f"trackers[{i}]", section, target) for i, (target, section) in sections]
 
     def _check_monitor(self) -> None:
         monitor, scheduler = self["trainer"]["monitor"], self.get("lr_scheduler") or {}
@@ -207,6 +218,19 @@ class ConfigParser(dict):
                 f"config key 'trainer.monitor': unknown metric {metric!r}{did_you_mean(metric, choices)}; "
                 f"available: {', '.join(choices)}{hint}"
             )
+
+
+def _build(where: str, section: dict, target, *args, **kwargs):
+    """Call `target` with `args`, then the section's config `args` and `kwargs`; a value the
+    library refuses is one line naming config key `where`."""
+    try:
+        obj = target(*args, **{**section.get("args", {}), **kwargs})
+    except Exception as exc:
+        if is_user_bug(exc):
+            raise  # a bug in the project's own code: keep the traceback that points at it
+        raise ConfigError(f"config key '{where}' ({section['type']}): {first_line(exc)}") from None
+    logger.info("Built %s from config key '%s' with args %s", section["type"], where, section.get("args", {}))
+    return obj
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from logger import setup_logging
 from parse_config import ConfigParser, resolve
 from utils import runtime, search_space
 from utils.checkpoint import save_checkpoint
-from utils.errors import ConfigError, did_you_mean, script_arguments
+from utils.errors import ConfigError, script_arguments
 from utils.runtime import FailedElsewhere, NonFiniteLoss, StopSignal, TrainingStopped
 
 logger = logging.getLogger("sweep")
@@ -53,6 +53,8 @@ def main(argv=None) -> int:
 
 
 def sweep(args) -> int:
+    # Optuna marks heartbeats, some samplers and its plots experimental; they are used as documented.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if args.trials is not None and args.trials < 1:
         raise ConfigError(f"--trials {args.trials}: give at least 1")
     config = ConfigParser.from_args(args)
@@ -77,9 +79,7 @@ def sweep(args) -> int:
     study = open_study(config, name, folder, args.storage, chosen)
     objective = Objective(config, params, name, device, folder)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
-            study.optimize(objective, n_trials=trials)
+        study.optimize(objective, n_trials=trials)
     except BaseException:
         objective.close_parent("failed")
         raise
@@ -100,9 +100,7 @@ def open_study(config: ConfigParser, name: str, folder: Path, storage: str | Non
         storage = f"sqlite:///{(folder / 'study.db').as_posix()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log each trial ourselves
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
-            rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
     except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
         raise ConfigError(f"--storage {storage}: {str(exc).splitlines()[0]}") from None
     direction = "minimize" if config["trainer"]["monitor"].startswith("min") else "maximize"
@@ -133,30 +131,15 @@ def fail_dead_trials(study: optuna.Study, folder: Path) -> None:
         except filelock.Timeout:  # its process is alive
             continue
         lock.unlink(missing_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    optuna.storages.fail_stale_trials(study)
 
 
 def optuna_object(settings: dict, key: str):
-    """The sampler or pruner that `settings[key]` names: a class of optuna.samplers or
-    optuna.pruners, or a dotted path."""
+    """The sampler or pruner that `settings[key]` names (a class of optuna.samplers or
+    optuna.pruners, or a dotted path), built from its args."""
     name, args = settings[key]["type"], settings[key].get("args", {})
-    module = optuna.samplers if key == "sampler" else optuna.pruners
-    choices = [n for n, c in vars(module).items() if isinstance(c, type) and n.endswith(key.capitalize())]
-    if name in choices:
-        target = getattr(module, name)
-    elif "." in name:
-        target = resolve(key, name, f"sweep.{key}.type")
-    else:
-        raise ConfigError(
-            f"config key 'sweep.{key}.type': unknown {key} {name!r}{did_you_mean(name, choices)}; "
-            f"available: {', '.join(choices)}"
-        )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # e.g. BruteForceSampler
-            return target(**args)
+        return resolve(key, name, f"sweep.{key}.type")(**args)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config key 'sweep.{key}' ({name}): {exc}") from None
 
@@ -254,11 +237,11 @@ def summarize(study: optuna.Study, config: dict, folder: Path) -> None:
     print(f"{'trial':>5}  {'state':<8}  {'value':<10}  params")
     for number, state, value, params in rows:
         print(f"{number:>5}  {state:<8}  {value:<10}  {', '.join(f'{k}={v!r}' for k, v in params.items())}")
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and _ran_here(t, config, folder)]
     if not complete:
         print("no trial completed yet: no best config")
         return
-    best = study.best_trial
+    best = (min if study.direction.name == "MINIMIZE" else max)(complete, key=lambda t: t.value)
     path = folder / "best_config.json"
     best_config = search_space.apply(config, best.params)
     save_checkpoint(json.dumps(best_config, indent=2).encode() + b"\n", path)
@@ -267,6 +250,18 @@ def summarize(study: optuna.Study, config: dict, folder: Path) -> None:
     print(f"its config: {path}; train it with: python train.py -c {path.as_posix()}")
     for plot in plots(study, folder):
         print(f"plot: {plot}")
+
+
+def _ran_here(trial: optuna.trial.FrozenTrial, config: dict, folder: Path) -> bool:
+    """Whether the best config may come from `trial`: a study's storage may be shared, so its
+    values are data: they must be points of `sweep.params`, from a run folder of this study."""
+    run_dir = Path(str(trial.user_attrs.get("run_dir"))).resolve()
+    why = search_space.refusal(config["sweep"]["params"], trial.params)
+    if why is None and not (run_dir.is_relative_to(folder.resolve()) and run_dir.is_dir()):
+        why = f"its run folder {trial.user_attrs.get('run_dir')!r} is not a folder of this study on this machine"
+    if why is not None:
+        logger.warning("Trial %d is left out of the best config: %s", trial.number, why)
+    return why is None
 
 
 def plots(study: optuna.Study, folder: Path) -> list[Path]:
@@ -284,13 +279,11 @@ def plots(study: optuna.Study, folder: Path) -> list[Path]:
     if len(finished) >= 2:
         kinds["param_importances"] = optuna_plots.plot_param_importances
     for name, plot in kinds.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            try:
-                axes = plot(study)
-            except (ValueError, RuntimeError) as exc:  # e.g. every finished trial had the same value
-                logger.warning("No %s plot: %s", name, exc)
-                continue
+        try:
+            axes = plot(study)
+        except (ValueError, RuntimeError) as exc:  # e.g. every finished trial had the same value
+            logger.warning("No %s plot: %s", name, exc)
+            continue
         path = folder / f"{name}.png"
         axes.figure.savefig(path, dpi=100, bbox_inches="tight")
         plt.close(axes.figure)

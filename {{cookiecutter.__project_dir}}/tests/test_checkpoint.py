@@ -1,5 +1,8 @@
 """Checkpoints are plain data: safe to load anywhere, never half-written, and checked where read."""
 
+import os
+import sys
+
 import pytest
 import torch
 
@@ -48,6 +51,13 @@ class ConfigParser:
     """Stands for pytorch-template's ConfigParser, which its checkpoints pickle."""
 
 
+class SystemCall:
+    """Pickles as a call of os.system: a file made to harm whoever loads it."""
+
+    def __reduce__(self):
+        return os.system, (f"\"{sys.executable}\" -c \"open('pickled-code-ran', 'w')\"",)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -56,16 +66,18 @@ class ConfigParser:
         (b"PK\x03\x04 truncated zip", "cannot be loaded"),
         (
             {"state_dict": {}, "config": ConfigParser()},
-            "holds a pickled Python object (tests.test_checkpoint.ConfigParser)",
+            "holds pickled code (tests.test_checkpoint.ConfigParser), which is never loaded",
         ),
+        ({"config": {}, "state_dict": {}, "extra": SystemCall()}, "holds pickled code ("),
         ({"weights": {}}, "is not a checkpoint written by this project's train.py"),
         ({"config": {}, "state_dict": {"w": 3}}, "has no 'state_dict' of tensors"),
         ({"config": {}, "state_dict": {"w": torch.tensor([1.0, float("nan")])}}, "holds NaN or infinite weights"),
     ],
 )
-def test_unusable_checkpoint_is_one_clear_line(tmp_path, content, message):
+def test_unusable_checkpoint_is_one_clear_line(tmp_path, monkeypatch, content, message):
     """A missing, damaged, unsafe or incomplete checkpoint is a CheckpointError naming the file,
     one line, without terminal escape codes or torch's advice to unpickle it anyway."""
+    monkeypatch.chdir(tmp_path)
     path = tmp_path / "model.pth"
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -75,7 +87,8 @@ def test_unusable_checkpoint_is_one_clear_line(tmp_path, content, message):
         load_checkpoint(path)
     text = str(info.value)
     assert message in text and str(path) in text
-    assert "\n" not in text and "\x1b" not in text and "weights_only=False" not in text
+    assert "\n" not in text and "\x1b" not in text and "weights_only" not in text
+    assert not (tmp_path / "pickled-code-ran").exists()
 
 
 def test_resuming_needs_the_training_state_evaluating_does_not(tmp_path, trained):

@@ -41,7 +41,7 @@ CASES = {
     "a-non-tensor-weight": (lambda c: c["state_dict"].__setitem__("w", 3), "no 'state_dict' of tensors", True),
     "nan-weights": (poison_weights, "holds NaN or infinite weights", True),
     "no-config": (drop("config"), "no config", True),
-    "an-unsafe-pickle": (put("extra", argparse.Namespace(x=1)), "pickled Python object (argparse.Namespace)", True),
+    "an-unsafe-pickle": (put("extra", argparse.Namespace(x=1)), "pickled code (argparse.Namespace)", True),
 }
 
 
@@ -67,7 +67,7 @@ def damaged(trained, folder, case):
 
 def one_line(capsys) -> str:
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "weights_only=False" not in err, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "weights_only" not in err, err
     return err
 
 

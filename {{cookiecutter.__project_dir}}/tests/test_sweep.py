@@ -13,6 +13,7 @@ import sweep
 import train
 from parse_config import load_config
 from tests.helpers import PROJECT_DIR, TEST_CONFIG, finish, read_until, run_script, start_script
+from utils.search_space import refusal
 
 SPACE = {
     "optimizer.args.lr": {"type": "log_uniform", "low": 0.001, "high": 0.03},
@@ -103,7 +104,7 @@ def space(key: str, **distribution) -> dict:
         (space("optimizer.args.lr", type="loguniform", low=0.1, high=1), "got 'loguniform', expected"),
         (space("arch.args.chanels", type="int", low=4, high=8), "(did you mean 'channels'?)"),
         (space("arch.args.channels", type="int", low=4, high=8, step=0.5), "int needs a whole number for step"),
-        ({"pruner": {"type": "MedianPrunr"}}, "unknown pruner 'MedianPrunr' (did you mean 'MedianPruner'?)"),
+        ({"pruner": {"type": "MedianPrunr"}}, "unknown name 'MedianPrunr' (did you mean 'MedianPruner'?)"),
         ({"pruner": {"type": "MedianPruner", "args": {"warmup": 1}}}, "config key 'sweep.pruner' (MedianPruner)"),
         ({"trials": 0}, "config key 'sweep.trials': got 0, expected an integer >= 1"),
     ],
@@ -180,3 +181,54 @@ def test_under_torchrun_only_the_main_process_talks_to_the_study(tmp_path):
     assert process.returncode == 0, output
     assert [trial.state for trial in load_study(tmp_path).trials] == [COMPLETE] * 2
     assert output.count("Trial 1: ") == 1 and output.count("best: trial") == 1
+
+
+def test_the_best_config_takes_only_declared_values_from_trials_that_ran(tmp_path, capsys):
+    """Anyone who can write a study's storage can add trials: best_config.json comes only from
+    trials whose values lie in sweep.params and whose run folder is one of the study's."""
+    config = sweep_config(tmp_path)
+    assert sweep.main(["-c", config, "--trials", "1"]) == 0
+    study = load_study(tmp_path)
+    (honest,) = study.trials
+    lr = optuna.distributions.FloatDistribution(1e-6, 10.0, log=True)  # (as compatible as the study needs)
+    arch = optuna.distributions.CategoricalDistribution(["planted.TinyCNN"])  # a name no config here uses
+    forgeries = [  # (params, distributions, run_dir): every one scores better than any real trial
+        ({"arch.type": "planted.TinyCNN"}, {"arch.type": arch}, honest.user_attrs["run_dir"]),
+        ({"optimizer.args.lr": 5.0}, {"optimizer.args.lr": lr}, honest.user_attrs["run_dir"]),
+        ({"optimizer.args.lr": 0.01}, {"optimizer.args.lr": lr}, str(tmp_path)),
+        ({"optimizer.args.lr": 0.01}, {"optimizer.args.lr": lr}, str(tmp_path / "Tests-sweep" / "never-ran")),
+    ]
+    for params, distributions, run_dir in forgeries:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions=distributions, value=2.0, user_attrs={"run_dir": run_dir}
+            )
+        )
+    capsys.readouterr()
+    assert sweep.main(["-c", config, "--trials", "1"]) == 0
+    out = capsys.readouterr().out
+    for number in range(1, 5):
+        assert f"Trial {number} is left out of the best config" in out
+    best = json.loads((tmp_path / "Tests-sweep" / "best_config.json").read_text(encoding="utf-8"))
+    real = [t for t in load_study(tmp_path).trials if t.number in (0, 5)]
+    expected = max(real, key=lambda t: t.value)
+    assert best["arch"]["type"] == json.loads((PROJECT_DIR / TEST_CONFIG).read_text())["arch"]["type"]
+    assert best["optimizer"]["args"]["lr"] == expected.params["optimizer.args.lr"]
+    assert f"best: trial {expected.number}," in out
+
+
+@pytest.mark.parametrize(
+    "values, why",
+    [
+        ({"arch.args.channels": 64}, "arch.args.channels=64 is outside"),
+        ({"arch.args.channels": True}, "arch.args.channels=True is outside"),  # True == 1, but not a choice
+        ({"optimizer.args.lr": "0.01"}, "optimizer.args.lr='0.01' is outside"),
+        ({"optimizer.args.lr": float("nan")}, "optimizer.args.lr=nan is outside"),
+        ({"trainer.type": "Trainer"}, "'trainer.type' is not a key of sweep.params"),
+        ({"arch.args.channels": 8, "optimizer.args.lr": 0.001}, None),
+    ],
+)
+def test_a_trials_values_must_be_points_of_the_search_space(values, why):
+    space = {**SPACE, "arch.args.channels": {"type": "categorical", "choices": [1, 4, 8]}}
+    result = refusal(space, values)
+    assert result is None if why is None else why in result

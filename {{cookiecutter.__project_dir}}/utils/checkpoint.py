@@ -113,11 +113,18 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if blocked:  # e.g. pytorch-template pickles its ConfigParser into every checkpoint
+        # torch's wording of a refusal varies by version, and advises weights_only=False: never repeat it
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(exc))  # e.g. pytorch-template's pickled ConfigParser
+        if blocked:
             raise CheckpointError(
-                f"checkpoint '{path}' holds a pickled Python object ({blocked.group(1)}), which is never loaded "
-                "because unpickling can run code; convert it as README.md shows ('Coming from pytorch-template')"
+                f"checkpoint '{path}' holds pickled code ({blocked.group(1)}), which is never loaded (unpickling "
+                "it could run anything); if it is your own pytorch-template checkpoint, convert it as README.md "
+                "shows ('Coming from pytorch-template')"
+            ) from None
+        if "weights only load failed" in str(exc).lower():
+            raise CheckpointError(
+                f"checkpoint '{path}' cannot be loaded: it is corrupt, or holds pickled objects, which are never "
+                "loaded (unpickling them could run anything)"
             ) from None
         raise CheckpointError(f"checkpoint '{path}' cannot be loaded ({first_line(exc)}); it is corrupt") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("config"), dict):
@@ -304,25 +311,21 @@ def _is_latest(checkpoint: Path) -> bool:
     return run_checkpoints(checkpoint.parent)[-1:] == [checkpoint]
 
 
-def open_run_dir(config: dict, resume_path: Path | None) -> Path:
-    """The resumed run's folder, or a new one: also when resuming from a checkpoint that is not
-    the run's latest, since continuing there would overwrite the later checkpoints."""
-    if resume_path is not None and _is_latest(resume_path):
-        return resume_path.parent
-    run_dir = create_run_dir(config)
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    return run_dir
-
-
 @contextlib.contextmanager
 def run_folder(config: dict, resume_path: Path | None, guard):
-    """The run's folder, new or resumed, held by the main process while it trains (None on the
-    others). Under torchrun, when the main process cannot create or hold it, all processes stop."""
+    """The run's folder, held by the main process while it trains (None on the others): the
+    resumed run's, or a new one, also when the checkpoint is not its run's latest (continuing
+    there would overwrite the later ones). Under torchrun, when the main process cannot create
+    or hold it, all processes stop."""
     with contextlib.ExitStack() as stack:
         run_dir = None
         if runtime.is_main():
             try:
-                run_dir = open_run_dir(config, resume_path)
+                if resume_path is not None and _is_latest(resume_path):
+                    run_dir = resume_path.parent
+                else:
+                    run_dir = create_run_dir(config)
+                    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
                 stack.enter_context(lock_run_dir(run_dir))
                 if run_dir == getattr(resume_path, "parent", None) and not _is_latest(resume_path):
                     raise ConfigError(f"the run of '{resume_path}' went on while this one started; resume again")

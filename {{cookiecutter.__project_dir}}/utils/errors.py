@@ -90,10 +90,15 @@ def is_user_bug(exc: BaseException, raised_there: bool = False) -> bool:
     frames = traceback.extract_tb(exc.__traceback__)
     for frame in frames[-1:] if raised_there else frames:
         path = Path(frame.filename).resolve()
-        ours = path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts)
-        if ours and not frame.filename.startswith("<") and path not in CHECKING_CODE:
+        if in_project(path) and not frame.filename.startswith("<") and path not in CHECKING_CODE:
             return True
     return False
+
+
+def in_project(path) -> bool:
+    """Whether `path` belongs to this project (and not to a virtual environment inside it)."""
+    path = Path(path).resolve()
+    return path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts)
 
 
 def quiet_thread_os_errors(args) -> None:
@@ -116,6 +121,11 @@ def script_arguments(doc: str, resume_help: str | None, config_help: str) -> Arg
     parser.add_argument("-c", "--config", help=config_help)
     if resume_help:
         parser.add_argument("-r", "--resume", help=resume_help)
+        parser.add_argument(
+            "--trust-checkpoint",
+            action="store_true",
+            help="without -c, let the checkpoint's config name code outside this project (only for files you trust)",
+        )
     parser.add_argument("-d", "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N, mps")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     return parser

@@ -43,11 +43,8 @@ def setup(device_name: str) -> torch.device:
         return single_device(device_name)
     if device_name not in ("auto", "cuda", "cpu"):
         raise ConfigError(f"--device {device_name!r}: under torchrun use auto, cuda or cpu (one GPU per process)")
-    if device_name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device 'cuda': CUDA is not available on this machine; use --device cpu")
-    use_cuda = torch.cuda.is_available() and device_name != "cpu"
-    device = torch.device("cpu")
-    if use_cuda:
+    device = single_device(device_name)  # (auto: CUDA when available)
+    if device.type == "cuda":
         local_rank = int(os.environ["LOCAL_RANK"])
         # checked by every process (not only those without a GPU), so that the main one says it
         if int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1)) > torch.cuda.device_count():
@@ -57,7 +54,7 @@ def setup(device_name: str) -> torch.device:
             )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if use_cuda else "gloo")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device
 
 

@@ -67,6 +67,23 @@ def suggest(trial, params: dict[str, dict]) -> dict:
     return values
 
 
+def refusal(params: dict[str, dict], values: dict) -> str | None:
+    """Why `values` (a trial's, read from a study's storage) are not a point of the search space
+    `params`: a key it does not declare, or a value outside its range or choices. None if they are."""
+    for key, value in values.items():
+        spec = params.get(key)
+        if spec is None:
+            return f"{key!r} is not a key of sweep.params"
+        if spec["type"] == "categorical":
+            inside = any(value == choice and type(value) is type(choice) for choice in spec["choices"])
+        else:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            inside = number and spec["low"] <= value <= spec["high"] and (spec["type"] != "int" or value == int(value))
+        if not inside:
+            return f"{key}={value!r} is outside what sweep.params allows"
+    return None
+
+
 def apply(config: dict, values: dict) -> dict:
     """A copy of `config` with `values` (dotted key -> value) set, and without its sweep section."""
     config = copy.deepcopy(dict(config))  # a plain dict: a trial's config is resolved afresh
