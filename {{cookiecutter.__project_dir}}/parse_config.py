@@ -16,7 +16,6 @@ optimizer or scheduler, or anything importable by a dotted path (torchvision.mod
 import copy
 import functools
 import importlib
-import importlib.util
 import inspect
 import logging
 import pkgutil
@@ -24,7 +23,7 @@ import sys
 from pathlib import Path
 
 from utils.config_checks import check_arguments, check_is_mapping, check_schema, load_config, set_by_path
-from utils.errors import ConfigError, did_you_mean, first_line, in_project, is_user_bug, report
+from utils.errors import ConfigError, did_you_mean, first_line, is_project_module, is_user_bug, report
 
 logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -110,7 +109,7 @@ def resolve(key: str, name: str, where: str, trusted: bool = True):
             f"config key '{where}': unknown name {name!r}{did_you_mean(name, names)}; available: "
             f"{', '.join(names)}, or a dotted path such as torch.optim.AdamW"
         )
-    if not trusted and not _in_this_project(module_name):
+    if not trusted and not is_project_module(module_name):
         raise ConfigError(
             f"config key '{where}': the checkpoint's config names {name!r}, from outside this project, and a "
             "checkpoint never chooses code to import; pass your own config with -c, or add --trust-checkpoint "
@@ -131,20 +130,6 @@ def resolve(key: str, name: str, where: str, trusted: bool = True):
             f"config key '{where}': {target!r} is not a {base.partition(':')[2]} subclass; derive it from one"
         )
     return target
-
-
-def _in_this_project(module_name: str) -> bool:
-    """Whether the top-level package of `module_name` is a folder or file of this project, found
-    without importing anything (a module's import alone can run code)."""
-    try:
-        spec = importlib.util.find_spec(module_name.partition(".")[0])
-    except (ImportError, ValueError):
-        return False
-    if spec is None:
-        return False
-    # (a built-in or frozen module such as sys has no location: its origin is a word, not a path)
-    places = list(spec.submodule_search_locations or ([spec.origin] if spec.has_location else []))
-    return bool(places) and all(Path(place).is_absolute() and in_project(place) for place in places)
 
 
 class ConfigParser(dict):

@@ -6,6 +6,7 @@ by your own code (a model, loss or data loader) is a bug: it keeps its traceback
 
 import argparse
 import difflib
+import importlib.util
 import re
 import sys
 import threading
@@ -99,6 +100,20 @@ def in_project(path) -> bool:
     """Whether `path` belongs to this project (and not to a virtual environment inside it)."""
     path = Path(path).resolve()
     return path.is_relative_to(PROJECT_DIR) and not INSTALLED & set(path.parts)
+
+
+def is_project_module(module_name: str) -> bool:
+    """Whether the top-level package of `module_name` is a folder or file of this project, found
+    without importing anything (a module's import alone can run code)."""
+    try:
+        spec = importlib.util.find_spec(module_name.partition(".")[0])
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    # (a built-in or frozen module such as sys has no location: its origin is a word, not a path)
+    places = list(spec.submodule_search_locations or ([spec.origin] if spec.has_location else []))
+    return bool(places) and all(Path(place).is_absolute() and in_project(place) for place in places)
 
 
 def quiet_thread_os_errors(args) -> None:
