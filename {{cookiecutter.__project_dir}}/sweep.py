@@ -78,16 +78,22 @@ def sweep(args) -> int:
         return 0
     study = open_study(config, name, folder, args.storage, chosen)
     objective = Objective(config, params, name, device, folder)
+    if objective.parent is not None:  # the MLflow runs of trials a killed sweep left running
+        objective.parent.fail_trials({t.number for t in study.get_trials(states=(optuna.trial.TrialState.FAIL,))})
     try:
         study.optimize(objective, n_trials=trials)
     except BaseException:
         objective.close_parent("failed")
         raise
-    objective.close_parent("stopped" if objective.stopped else "finished")
     if objective.stopped is not None:  # a signal: the trial's checkpoint is saved, the trial marked failed
+        objective.close_parent("stopped")
         raise objective.stopped
     runtime.all_gather(None)  # the other processes stop waiting for trials
-    summarize(study, config, folder)
+    best = None
+    try:
+        best = summarize(study, config, folder)
+    finally:
+        objective.close_parent("finished", best)
     if objective.errors and len(objective.errors) == trials:  # nothing this run tried could train
         raise ConfigError(f"all {trials} trials failed; the first: {objective.errors[0]}")
     return 0
@@ -172,9 +178,9 @@ class Objective:
             self.errors.append(trial.user_attrs["error"])
         return value
 
-    def close_parent(self, status: str) -> None:
+    def close_parent(self, status: str, best=None) -> None:
         if self.parent is not None:
-            self.parent.close(status)
+            self.parent.close(status, best)
 
 
 def _run_trial(config: ConfigParser, values: dict, name: str, device, trial, parent=None) -> float:
@@ -182,7 +188,7 @@ def _run_trial(config: ConfigParser, values: dict, name: str, device, trial, par
     settings = search_space.apply(config, values)
     settings["name"] = name  # the trials' run folders sit together, beside the study
     if parent is not None:
-        parent.nest(settings)
+        parent.nest(settings, trial.number)
     pruning = Pruning(trial, config["trainer"]["monitor"])
     handlers = {signum: signal.getsignal(signum) for signum in StopSignal.SIGNALS}
     try:
@@ -229,8 +235,9 @@ class Pruning:
         return bool(self.pruned)
 
 
-def summarize(study: optuna.Study, config: dict, folder: Path) -> None:
-    """Print the trials and the best one; write its config and the plots beside the study."""
+def summarize(study: optuna.Study, config: dict, folder: Path):
+    """Print the trials and the best one; write its config and the plots beside the study; return
+    the best trial (None without one)."""
     rows = [
         (t.number, t.state.name.lower(), "" if t.value is None else f"{t.value:.6g}", t.params) for t in study.trials
     ]
@@ -240,7 +247,7 @@ def summarize(study: optuna.Study, config: dict, folder: Path) -> None:
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and _ran_here(t, config, folder)]
     if not complete:
         print("no trial completed yet: no best config")
-        return
+        return None
     best = (min if study.direction.name == "MINIMIZE" else max)(complete, key=lambda t: t.value)
     path = folder / "best_config.json"
     best_config = search_space.apply(config, best.params)
@@ -250,6 +257,7 @@ def summarize(study: optuna.Study, config: dict, folder: Path) -> None:
     print(f"its config: {path}; train it with: python train.py -c {path.as_posix()}")
     for plot in plots(study, folder):
         print(f"plot: {plot}")
+    return best
 
 
 def _ran_here(trial: optuna.trial.FrozenTrial, config: dict, folder: Path) -> bool:

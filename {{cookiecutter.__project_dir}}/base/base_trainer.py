@@ -118,11 +118,7 @@ class BaseTrainer:
         finally:
             with contextlib.suppress(UserError, TrainingStopped):
                 self.checkpoints.wait()
-            if status == "finished":
-                self.trackers.close(status)
-            else:  # an error is on its way out already
-                with contextlib.suppress(Exception):
-                    self.trackers.close(status)
+            self.trackers.close(status)
         return log
 
     @property
@@ -266,14 +262,12 @@ class BaseTrainer:
         self.not_improved_count += 1
         return False
 
-    def _check_saves(self, block: bool, trackers: bool = True) -> None:
-        """Raise a failed checkpoint write (`block`: wait for the pending one), then a tracker's
-        failure; under torchrun every process learns of it at the next agreement."""
+    def _check_saves(self, block: bool) -> None:
+        """Raise a failed checkpoint write (`block`: wait for the pending one first); under
+        torchrun every process learns of it at the next agreement."""
         if block or self.checkpoints.done():
             try:
                 self.checkpoints.wait()
-                if trackers:
-                    self.trackers.check()
             except (UserError, TrainingStopped) as exc:
                 self.guard.fail(exc)
 
@@ -336,9 +330,7 @@ class BaseTrainer:
             arch=type(self.raw_model).__name__, world_size=runtime.world_size(), classes=self.data_loader.classes
         )
         if self.run_dir is not None:
-            # the previous write first: its failure stops the run. A tracker's failure waits until this
-            # write has been tried: when the run folder is gone, the lost checkpoint is what to report.
-            self._check_saves(block=True, trackers=False)
+            self._check_saves(block=True)  # the previous write first: its failure stops the run
             self.checkpoints.save(state, [self.run_dir / name for name in names])
 
 

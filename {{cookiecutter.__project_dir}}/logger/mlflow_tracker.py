@@ -27,9 +27,17 @@ STATUS = {"finished": "FINISHED", "stopped": "KILLED", "failed": "FAILED"}
 MAX_PARAMS_PER_CALL = 100  # MLflow's limit for one log_batch
 
 
+# MLflow retries an unanswered request for minutes by default; a run should lose a tracker sooner.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
+PROBE = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+
+
 class MLflowTracker(Tracker):
     """`experiment` defaults to the config's name; `parent_run_id` nests this run under another
-    (sweep.py sets it for each trial); `log_checkpoint: false` keeps model_best.pth out of MLflow."""
+    and `tags` are added to it (sweep.py sets both for each trial); `log_checkpoint: false` keeps
+    model_best.pth out of MLflow. A tracking server is asked once before training starts: one
+    that does not answer within seconds is a config error, not a run that waits for it. Failing
+    later, it is switched off (see Trackers) and the run goes on."""
 
     writes = "MLflow data"
 
@@ -39,12 +47,14 @@ class MLflowTracker(Tracker):
         experiment: str | None = None,
         parent_run_id: str | None = None,
         log_checkpoint: bool = True,
+        tags: dict | None = None,
     ) -> None:
         if importlib.util.find_spec("mlflow") is None:
             raise ConfigError("MLflowTracker needs MLflow's client: pip install mlflow-skinny sqlalchemy alembic")
         self.tracking_uri, self.experiment = tracking_uri, experiment
-        self.parent_run_id, self.log_checkpoint = parent_run_id, log_checkpoint
+        self.parent_run_id, self.log_checkpoint, self.tags = parent_run_id, log_checkpoint, tags or {}
         self.run_id: str | None = None
+        probe(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
 
     def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
         self.run_dir, self.uri = Path(run_dir).resolve(), tracking_uri(self.tracking_uri, config)
@@ -66,7 +76,7 @@ class MLflowTracker(Tracker):
             logged = resumed[0].data.params
         else:
             tags = {"run_dir": self.run_dir.as_posix(), "mlflow.source.name": "train.py"}
-            tags.update({"mlflow.parentRunId": self.parent_run_id} if self.parent_run_id else {})
+            tags.update({"mlflow.parentRunId": self.parent_run_id} if self.parent_run_id else {}, **self.tags)
             tags.update({"mlflow.source.git.commit": commit} if (commit := git_commit()) else {})
             self.run_id = client.create_run(experiment_id, run_name=self.run_dir.name, tags=tags).info.run_id
             logged = {}
@@ -111,6 +121,7 @@ class SweepRun:
 
         self.args = next(section.get("args", {}) for section in mlflow_sections(config))
         self.uri = uri = tracking_uri(self.args.get("tracking_uri"), config)
+        probe(uri)
         self.experiment = self.args.get("experiment") or config["name"]
         with mlflow_errors(uri):
             self.client = MlflowClient(uri)
@@ -122,14 +133,32 @@ class SweepRun:
             else:
                 self.run_id = self.client.create_run(experiment_id, run_name=study, tags={"sweep": study}).info.run_id
 
-    def nest(self, trial_config: dict) -> None:
-        """Make the MLflowTracker of a trial's config log under this run."""
+    def nest(self, trial_config: dict, number: int) -> None:
+        """Make the MLflowTracker of trial `number`'s config log under this run, tagged with it."""
         for section in mlflow_sections(trial_config):
-            section.setdefault("args", {}).update(parent_run_id=self.run_id, experiment=self.experiment)
+            args = section.setdefault("args", {})
+            args.update(parent_run_id=self.run_id, experiment=self.experiment, tags={"trial": str(number)})
 
-    def close(self, status: str) -> None:
-        """End the sweep's run: "finished", "stopped" or "failed"."""
+    def fail_trials(self, numbers: set[int]) -> None:
+        """End as FAILED the runs still RUNNING of trials the study marked failed (a killed sweep)."""
         with mlflow_errors(self.uri):
+            experiment_id = self.client.get_run(self.run_id).info.experiment_id
+            nested = f"tags.mlflow.parentRunId = '{self.run_id}' and attributes.status = 'RUNNING'"
+            for run in self.client.search_runs([experiment_id], filter_string=nested):
+                if run.data.tags.get("trial", "").isdigit() and int(run.data.tags["trial"]) in numbers:
+                    self.client.set_terminated(run.info.run_id, "FAILED")
+
+    def close(self, status: str, best=None) -> None:
+        """End the sweep's run: "finished", "stopped" or "failed"; record the `best` trial's value
+        and params (an Optuna FrozenTrial)."""
+        from mlflow.entities import Metric, Param
+
+        with mlflow_errors(self.uri):
+            if best is not None:
+                params = [Param(f"best.{key}", str(value)[:500]) for key, value in best.params.items()]
+                metric = Metric("best_value", best.value, int(time.time() * 1000), best.number)
+                self.client.log_batch(self.run_id, metrics=[metric], params=params[:MAX_PARAMS_PER_CALL])
+                self.client.set_tag(self.run_id, "best_trial", str(best.number))
             self.client.set_terminated(self.run_id, STATUS[status])
 
 
@@ -140,13 +169,40 @@ def mlflow_sections(config: dict) -> list[dict]:
 
 @contextlib.contextmanager
 def mlflow_errors(uri: str):
-    """MLflow refusing or unreachable (a wrong URI, a server down): one line, like a failed write."""
+    """MLflow refusing or unreachable (a wrong URI, a server down, a store that cannot be
+    written): one line, like a failed write."""
     from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError  # (a local store's)
 
     try:
         yield
-    except MlflowException as exc:
+    except (MlflowException, SQLAlchemyError) as exc:
         raise WriteError(f"MLflow at {uri}: {first_line(exc)}") from None
+
+
+def probe(uri: str | None) -> None:
+    """Ask the store or server at `uri` for one experiment, within seconds (not a local SQLite
+    file or folder: those are created when the run starts); bound MLflow's later requests too,
+    unless the user set their own bounds."""
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    if not uri or uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+        return
+    from mlflow import MlflowClient
+
+    saved = {name: os.environ.get(name) for name in PROBE}
+    os.environ.update(PROBE)
+    try:
+        with mlflow_errors(uri):
+            MlflowClient(uri).search_experiments(max_results=1)
+    except WriteError as exc:
+        raise ConfigError(f"MLflowTracker cannot track: {exc}; start the server, or fix tracking_uri") from None
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def experiment(client, name: str, uri: str) -> str:

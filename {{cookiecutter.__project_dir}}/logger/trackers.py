@@ -19,10 +19,10 @@ import queue
 import threading
 from pathlib import Path
 
-from utils.errors import ConfigError, WriteError
+from utils.errors import ConfigError, UserError, first_line
 
 logger = logging.getLogger(__name__)
-CLOSE_WAIT_S = 30
+CLOSE_WAIT_S = 60  # after training: uploads (a checkpoint to MLflow) may take a while
 
 
 class Tracker:
@@ -116,17 +116,15 @@ class TensorBoardTracker(Tracker):
 
 
 class Trackers:
-    """Every tracker of a run, called in order in a thread of their own. A tracker's error stops
-    the run at the next `check()`: an OSError (full disk, folder removed) as one line, anything
-    else (a bug in a tracker) with its traceback."""
+    """Every tracker of a run, called in order in a thread of their own. A tracker that fails (a
+    full disk, a tracking server gone) is switched off with one warning, a bug in it with its
+    traceback: the run trains on, and metrics.csv and train.log keep every epoch's values."""
 
     def __init__(self, trackers: list[Tracker]) -> None:
         self.trackers = list(trackers)
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._failed: Tracker | None = None
-        self._run_dir: Path | None = None
+        self._off: list[Tracker] = []
 
     @property
     def running(self) -> bool:
@@ -140,7 +138,6 @@ class Trackers:
     def start(self, run_dir: Path, config: dict, epoch: int, step: int) -> None:
         """Start the trackers' thread, and every tracker in it. A daemon: a tracker that hangs (a
         server out of reach) never keeps the process from exiting."""
-        self._run_dir, self._error = run_dir, None
         self._thread = threading.Thread(target=self._work, name="trackers", daemon=True)
         self._thread.start()
         self._call("start", run_dir, config, epoch, step)
@@ -152,29 +149,17 @@ class Trackers:
         self._call("log_epoch", epoch, step, values)
 
     def close(self, status: str) -> None:
-        """End every tracker's run and wait for the thread; raise what failed in it. A run that
-        stopped or failed waits CLOSE_WAIT_S at most (a tracking server may be out of reach)."""
+        """End every tracker's run; wait CLOSE_WAIT_S at most (a tracking server may be out of reach)."""
         if self._thread is None:
             return
         self._call("close", status)
         self._calls.put(None)
-        self._thread.join(None if status == "finished" else CLOSE_WAIT_S)
+        self._thread.join(CLOSE_WAIT_S)
         if self._thread.is_alive():
             logger.warning(
                 "The trackers did not finish within %d s; their record of this run may be incomplete", CLOSE_WAIT_S
             )
         self._thread = None
-        self.check()
-
-    def check(self) -> None:
-        error, self._error = self._error, None
-        if isinstance(error, OSError):
-            raise WriteError(
-                f"could not write {self._failed.writes} in '{self._run_dir}': {error.strerror or error}; "
-                "free space or fix permissions, then resume with -r auto"
-            ) from None
-        if error is not None:
-            raise error
 
     def _call(self, method: str, *args) -> None:
         if self._thread is not None:
@@ -182,18 +167,19 @@ class Trackers:
 
     def _work(self) -> None:
         while (call := self._calls.get()) is not None:
-            method, args = call
-            if method == "close":  # every tracker ends its run, whatever failed before
-                for tracker in self.trackers:
-                    self._run(tracker, "close", "failed" if self._error is not None else args[0])
-            elif self._error is None:  # after a failure the run is stopping: log nothing more
-                for tracker in self.trackers:
-                    self._run(tracker, method, *args)
+            for tracker in [t for t in self.trackers if t not in self._off]:
+                try:
+                    getattr(tracker, call[0])(*call[1])
+                except Exception as exc:
+                    self._switch_off(tracker, exc)
 
-    def _run(self, tracker: Tracker, method: str, *args) -> None:
-        try:
-            getattr(tracker, method)(*args)
-        except BaseException as exc:  # raised in the training thread by check()
-            if self._error is None:
-                self._failed = tracker  # first: check() may read _error at any moment
-                self._error = exc
+    def _switch_off(self, tracker: Tracker, exc: Exception) -> None:
+        self._off.append(tracker)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+        kept = "train.log" if isinstance(tracker, CSVTracker) else "metrics.csv and train.log"
+        logger.warning(
+            "Could not write %s (%s): %s is switched off, and the rest of this run is missing from it; "
+            "training goes on, and %s keep every epoch's values",
+            tracker.writes, why, type(tracker).__name__, kept,
+            exc_info=None if isinstance(exc, (OSError, UserError)) else exc,  # a bug: its traceback
+        )  # fmt: skip

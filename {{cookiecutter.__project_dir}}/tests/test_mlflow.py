@@ -1,14 +1,16 @@
 """MLflow tracking, read back through MLflow's own client from a real local store."""
 
 import json
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 import train
-from tests.helpers import PROJECT_DIR
+from tests.helpers import PROJECT_DIR, finish, read_until, run_script, start_script
 
 
 def tracked(store) -> list[str]:
@@ -72,7 +74,7 @@ def test_a_resumed_run_continues_its_mlflow_run(quick_run, tmp_path):
 @pytest.mark.skipif(not (PROJECT_DIR / "sweep.py").exists(), reason="the project was made without sweeps")
 def test_each_trial_of_a_sweep_is_a_run_nested_under_the_sweeps_run(tmp_path):
     import sweep
-    from tests.test_sweep import sweep_config
+    from tests.test_sweep import load_study, sweep_config
 
     config = json.loads(Path(sweep_config(tmp_path, epochs=1)).read_text(encoding="utf-8"))
     config["trackers"] = [{"type": "MLflowTracker", "args": {"tracking_uri": f"sqlite:///{tmp_path.as_posix()}/m.db"}}]
@@ -82,10 +84,54 @@ def test_each_trial_of_a_sweep_is_a_run_nested_under_the_sweeps_run(tmp_path):
     assert parent.data.tags["sweep"] == "Tests-sweep" and parent.info.status == "FINISHED"
     assert [run.data.tags["mlflow.parentRunId"] for run in trials] == [parent.info.run_id] * 2
     assert all(run.info.status == "FINISHED" for run in trials)
+    assert sorted(run.data.tags["trial"] for run in trials) == ["0", "1"]
+    best = max(load_study(tmp_path).trials, key=lambda trial: trial.value)
+    assert parent.data.tags["best_trial"] == str(best.number) and parent.data.metrics["best_value"] == best.value
+    assert parent.data.params["best.optimizer.args.lr"] == str(best.params["optimizer.args.lr"])
 
 
-def test_a_tracking_uri_mlflow_refuses_ends_the_run_in_one_line(quick_run, capsys):
+@pytest.mark.slow
+@pytest.mark.skipif(not (PROJECT_DIR / "sweep.py").exists(), reason="the project was made without sweeps")
+def test_a_trial_killed_with_its_sweep_ends_its_mlflow_run_as_failed_when_the_sweep_goes_on(tmp_path):
+    from tests.test_sweep import sweep_config
+
+    config = json.loads(Path(sweep_config(tmp_path, epochs=100)).read_text(encoding="utf-8"))
+    config["trackers"] = [{"type": "MLflowTracker", "args": {"tracking_uri": f"sqlite:///{tmp_path.as_posix()}/m.db"}}]
+    (tmp_path / "sweep.json").write_text(json.dumps(config), encoding="utf-8")
+    process = start_script("sweep.py", "-c", str(tmp_path / "sweep.json"), "--trials", "5")
+    read_until(process, "MLflow run ")  # the trial's run exists in the store
+    process.kill()
+    finish(process, timeout=60)
+    again = run_script("sweep.py", "-c", str(tmp_path / "sweep.json"), "--trials", "1", "--set", "trainer.epochs=1")
+    assert again.returncode == 0, again.stdout + again.stderr
+    _, *trials = runs(tmp_path / "m.db")
+    assert {run.data.tags["trial"]: run.info.status for run in trials} == {"0": "FAILED", "1": "FINISHED"}
+
+
+def test_a_tracking_uri_mlflow_refuses_is_one_line_before_any_file(quick_run, tmp_path, capsys):
     trackers = [{"type": "MLflowTracker", "args": {"tracking_uri": "nosuchscheme://host/x"}}]
     assert train.main([*quick_run, "--set", "trainer.epochs=2", "--set", f"trackers={json.dumps(trackers)}"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: MLflow at nosuchscheme://host/x: ") and err.count("\n") == 1, err
+    assert (
+        err.startswith("error: MLflowTracker cannot track: MLflow at nosuchscheme://host/x: ") and err.count("\n") == 1
+    )
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("server", ["refuses connections", "never answers"])
+def test_a_tracking_server_out_of_reach_is_one_line_within_seconds(quick_run, tmp_path, capsys, server):
+    """Found before the first step, without MLflow's minutes of retries: exit code 2, one line,
+    nothing written. (The bound checked is a minute; the probe allows 5 s, without retries.)"""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        if server == "never answers":
+            listener.listen()  # connections are queued by the system, and never read
+        trackers = [
+            {"type": "MLflowTracker", "args": {"tracking_uri": f"http://127.0.0.1:{listener.getsockname()[1]}"}}
+        ]
+        started = time.monotonic()
+        assert train.main([*quick_run, "--set", f"trackers={json.dumps(trackers)}"]) == 2
+        assert time.monotonic() - started < 60
+    err = capsys.readouterr().err
+    assert err.startswith("error: MLflowTracker cannot track: MLflow at http://127.0.0.1:") and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())

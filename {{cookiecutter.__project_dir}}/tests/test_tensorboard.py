@@ -1,6 +1,8 @@
 """TensorBoard curves through the public SummaryWriter (projects made with TensorBoard)."""
 
 import contextlib
+import os
+import signal
 import time
 
 import pytest
@@ -63,10 +65,10 @@ def test_per_step_points_are_optional(tmp_path, log_every):
 
 
 @pytest.mark.slow
-def test_a_failing_tensorboard_writer_ends_the_run_like_a_failed_save(tmp_path):
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_a_failing_tensorboard_writer_is_switched_off_and_training_goes_on(tmp_path):
     """TensorBoard's writer thread fails (here its event file turns into a folder; a full disk
-    fails alike): one line naming the run folder, exit code 2, no traceback from the thread,
-    and the checkpoints saved before are intact."""
+    fails alike): one warning, no traceback from the thread, and training and checkpoints go on."""
     sets = ["trainer.tensorboard=true", "trainer.epochs=1000", f"trainer.save_dir={tmp_path.as_posix()}"]
     process = start_script("train.py", "-c", TEST_CONFIG, *(arg for s in sets for arg in ("--set", s)))
     read_until(process, "checkpoint-epoch1.pth")
@@ -79,8 +81,11 @@ def test_a_failing_tensorboard_writer_ends_the_run_like_a_failed_save(tmp_path):
         events.unlink(missing_ok=True)
         with contextlib.suppress(FileExistsError):
             events.mkdir()
-    output = finish(process, timeout=120)
-    assert process.returncode == 2, output
-    assert "Traceback" not in output and output.count("error: ") == 1, output
-    assert f"error: could not write TensorBoard events in '{run_dir}'" in output
-    assert load_checkpoint(run_dir / "checkpoint-epoch1.pth")["epoch"] == 1
+    switched_off = read_until(process, "TensorBoardTracker is switched off")
+    epoch = max(int(p.stem.removeprefix("checkpoint-epoch")) for p in run_dir.glob("checkpoint-epoch*.pth"))
+    read_until(process, f"checkpoint-epoch{epoch + 2}.pth")  # two more epochs, saved
+    process.send_signal(signal.SIGTERM)
+    output = "".join(switched_off) + finish(process, timeout=120)
+    assert process.returncode == 143, output
+    assert "Traceback" not in output and "error: " not in output, output
+    assert "Could not write TensorBoard events" in output
