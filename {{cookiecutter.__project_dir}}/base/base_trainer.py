@@ -305,7 +305,8 @@ class BaseTrainer:
     def load_state_dict(self, checkpoint: dict, source="") -> None:
         """Restore everything that shapes the rest of the run, so that it continues where it
         stopped; an entry that cannot be restored is one line naming it and `source`."""
-        check_resumable(source, checkpoint, self.state_dict())
+        shapes = [param.shape for group in self.optimizer.param_groups for param in group["params"]]
+        check_resumable(source, checkpoint, self.state_dict(), shapes)
         load_model_state(self.raw_model, checkpoint["state_dict"])
         for key, target in (("optimizer", self.optimizer), ("lr_scheduler", self.lr_scheduler)):
             _restore(key, target, checkpoint, self.config)

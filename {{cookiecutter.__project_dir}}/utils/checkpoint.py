@@ -138,9 +138,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return checkpoint
 
 
-def check_resumable(source, checkpoint: dict, fresh: dict) -> None:
+def check_resumable(source, checkpoint: dict, fresh: dict, param_shapes: list) -> None:
     """Raise a one-line `CheckpointError` naming the first entry of `checkpoint` that cannot stand
-    in for the same entry of `fresh`, a new trainer's `state_dict()`: what resuming restores."""
+    in for the same entry of `fresh`, a new trainer's `state_dict()`: what resuming restores.
+    `param_shapes` are those of the optimizer's parameters, in its order."""
     where = f"checkpoint '{source}'" if source else "the checkpoint"
     missing = [key for key in fresh if key not in checkpoint]
     if missing:
@@ -155,27 +156,103 @@ def check_resumable(source, checkpoint: dict, fresh: dict) -> None:
             continue
         if not isinstance(saved, kind) or isinstance(saved, bool):
             raise CheckpointError(f"{where}: '{key}' should be {meaning}, not {type(saved).__name__}")
-    if "param_groups" not in checkpoint["optimizer"]:
-        raise CheckpointError(f"{where}: 'optimizer' should be an optimizer's state_dict")
-    if checkpoint["samples_done"] and not checkpoint["train_metrics"]:
-        raise CheckpointError(f"{where} stops mid-epoch but holds no 'train_metrics' to continue it")
-    _check_random_states(where, checkpoint["rng"])
-
-
-def _check_random_states(where: str, rng: dict) -> None:
-    """One state per process: torch's a tensor (a lone tensor in checkpoints of earlier versions),
-    Python's and numpy's lists of 3 and 5 entries (earlier versions lack them)."""
-    torch_states = [rng.get("torch")] if isinstance(rng.get("torch"), torch.Tensor) else rng.get("torch")
-    if (
-        not isinstance(torch_states, list)
-        or not torch_states
-        or not all(isinstance(t, torch.Tensor) for t in torch_states)
+        if kind is int and saved < 0:  # counts of epochs, steps, samples
+            raise CheckpointError(f"{where}: '{key}' should be non-negative, not {saved}")
+    optimizer, metrics = checkpoint["optimizer"], checkpoint["train_metrics"] or {}
+    groups = optimizer.get("param_groups")
+    if not (isinstance(optimizer.get("state"), dict) and isinstance(groups, list)) or not all(
+        isinstance(group, dict) and isinstance(group.get("params"), list) for group in groups
     ):
-        raise CheckpointError(f"{where}: 'rng' should hold torch's random states as tensors")
-    for kind, size in (("python", 3), ("numpy", 5)):
-        entries = rng.get(kind, [])
-        if not isinstance(entries, list) or not all(isinstance(e, list | tuple) and len(e) == size for e in entries):
-            raise CheckpointError(f"{where}: 'rng' holds no usable {kind} random state")
+        raise CheckpointError(f"{where}: 'optimizer' should be an optimizer's state_dict")
+    if checkpoint["samples_done"] and not metrics:
+        raise CheckpointError(f"{where} stops mid-epoch but holds no 'train_metrics' to continue it")
+    sums, counts = metrics.get("sums"), metrics.get("counts")
+    if metrics and not (len(metrics) == 2 and _numbers(sums) and _numbers(counts) and sums.keys() == counts.keys()):
+        raise CheckpointError(f"{where}: 'train_metrics' should be 'sums' and 'counts' of numbers, by the same keys")
+    best = checkpoint["monitor_best"]  # restored under the same monitor only; a fresh one holds ±inf (off: nan)
+    if checkpoint["monitor"] == fresh["monitor"] and not _finite(best) and repr(best) != repr(fresh["monitor_best"]):
+        raise CheckpointError(f"{where}: 'monitor_best' should be a finite number, not {best}")
+
+    def restored(key):  # into an optimizer or scheduler of the type it was saved from only
+        return (checkpoint["config"].get(key) or {}).get("type") == (fresh["config"].get(key) or {}).get("type")
+
+    if restored("optimizer"):
+        _check_optimizer(where, optimizer, fresh["optimizer"], param_shapes)
+    if restored("lr_scheduler") and checkpoint["lr_scheduler"]:
+        _check_settings(f"{where}: 'lr_scheduler':", checkpoint["lr_scheduler"], fresh["lr_scheduler"])
+    if fresh["grad_scaler"] and checkpoint["grad_scaler"]:
+        _check_settings(f"{where}: 'grad_scaler':", checkpoint["grad_scaler"], fresh["grad_scaler"])
+    _check_random_states(where, checkpoint["rng"], fresh["rng"])
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(value) -> bool:
+    return isinstance(value, dict) and all(isinstance(number, int | float) for number in value.values())
+
+
+def _fits(saved, fresh) -> bool:
+    """Whether `saved` can stand in for `fresh`: a tensor of its dtype and shape, a list of as many items
+    that fit, a value of its kind for a finite number, bool or text; anything for the rest (None, inf)."""
+    if isinstance(fresh, torch.Tensor):
+        return isinstance(saved, torch.Tensor) and (saved.dtype, saved.shape) == (fresh.dtype, fresh.shape)
+    if isinstance(fresh, list | tuple):
+        return isinstance(saved, list | tuple) and len(saved) == len(fresh) and all(map(_fits, saved, fresh))
+    if isinstance(fresh, bool | str):
+        return type(saved) is type(fresh)
+    return _finite(saved) or not _finite(fresh)
+
+
+def _check_settings(where: str, saved: dict, fresh: dict) -> None:
+    """torch restores an optimizer's, a scheduler's or a scaler's settings as they are: a text or
+    NaN learning rate, or cut betas, would fail (or ruin) the steps, after the run folder is opened."""
+    for key, value in fresh.items():
+        if key in saved and not _fits(saved[key], value):
+            what = "a finite number" if _finite(value) else f"like {value!r:.40}"
+            raise CheckpointError(f"{where} '{key}' should be {what}, not {saved[key]!r:.40}")
+
+
+def _check_optimizer(where: str, saved: dict, fresh: dict, shapes: list) -> None:
+    """torch restores an optimizer's state by the position of each parameter in its groups, and
+    checks no shapes: a mismatch would fail at the first step, after the run folder is opened."""
+    sizes, fresh_sizes = ([len(group["params"]) for group in state["param_groups"]] for state in (saved, fresh))
+    if sizes != fresh_sizes:
+        raise CheckpointError(
+            f"{where}: 'optimizer' has parameter groups of {sizes} parameters, this run's {fresh_sizes}"
+        )
+    for i, (group, fresh_group) in enumerate(zip(saved["param_groups"], fresh["param_groups"], strict=True)):
+        _check_settings(f"{where}: 'optimizer' parameter group {i}:", group, fresh_group)
+    shape_of = dict(zip((param for group in saved["param_groups"] for param in group["params"]), shapes, strict=True))
+    for param, state in saved["state"].items():
+        if param not in shape_of or not isinstance(state, dict):
+            raise CheckpointError(f"{where}: 'optimizer' holds state for parameter {param}, which the optimizer lacks")
+        shape = tuple(shape_of[param])
+        for name, value in state.items():  # a tensor of the parameter's shape, or a scalar (a step count)
+            size = tuple(getattr(value, "shape", ()))  # a size of 1 stands for a factored dimension (Adafactor's)
+            if not (isinstance(value, torch.Tensor) or _finite(value)) or (
+                size and (len(size) != len(shape) or any(n not in (m, 1) for n, m in zip(size, shape, strict=True)))
+            ):
+                got = f"has shape {size}" if isinstance(value, torch.Tensor) else f"is {value!r:.40}"
+                raise CheckpointError(
+                    f"{where}: 'optimizer' state '{name}' of parameter {param} {got}, the model's parameter has {shape}"
+                )
+
+
+def _check_random_states(where: str, rng: dict, fresh: dict) -> None:
+    """One state per process, as many as there were processes, each laid out as this process's
+    (a short one fails in torch or numpy); none for the GPU of a CPU run. Checkpoints of earlier
+    versions hold torch's as a lone tensor, and no Python or numpy states."""
+    for kind, (state, *_) in fresh.items():
+        saved = rng.get(kind)
+        saved = [saved] if isinstance(saved, torch.Tensor) else [] if saved is None and kind != "torch" else saved
+        if (
+            not isinstance(saved, list)
+            or (kind == "torch" and not saved)
+            or not all(state is None or _fits(s, state) or (s is None and kind == "cuda") for s in saved)
+        ):
+            raise CheckpointError(f"{where}: 'rng' holds no usable {kind} random state (one per process)")
 
 
 def load_model_state(model: torch.nn.Module, state_dict: dict) -> None:
