@@ -1,13 +1,23 @@
 """Console and file logging for the entry scripts (never configured at import time)."""
 
 import contextlib
+import functools
 import logging
 import logging.handlers
 import sys
 from pathlib import Path
 
+from utils.errors import in_project
+
 LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_in_project = functools.lru_cache(maxsize=None)(in_project)
+
+
+def own_debug_lines(record: logging.LogRecord) -> bool:
+    """A handler filter: at verbosity 2, libraries' debug lines (PIL's, for every image read) would
+    bury the run's own; those of the project's files stay."""
+    return record.levelno > logging.DEBUG or _in_project(record.pathname)
 
 
 def setup_logging(verbosity: int = 1) -> None:
@@ -23,9 +33,9 @@ def setup_logging(verbosity: int = 1) -> None:
     root.setLevel(LEVELS.get(verbosity, logging.INFO))
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter("%(message)s"))
+    console.addFilter(own_debug_lines)
     root.addHandler(console)
     _keep_records(root)
-    logging.getLogger("filelock").setLevel(logging.WARNING)  # its debug lines would fill verbosity 2
 
 
 @contextlib.contextmanager
@@ -37,6 +47,7 @@ def log_file(path: Path | None):
         return
     file_handler = logging.FileHandler(path, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter(FORMAT))
+    file_handler.addFilter(own_debug_lines)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, logging.handlers.MemoryHandler):

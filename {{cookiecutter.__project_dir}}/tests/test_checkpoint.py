@@ -47,6 +47,16 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-epoch1.pth"]
 
 
+def test_a_failed_first_save_does_not_advise_resuming(tmp_path):
+    """The run folder moved away before the first checkpoint: nothing can be resumed, and the
+    one line says so by advising a new start."""
+    trainer = build_trainer("trainer.epochs=1")
+    trainer.epoch_end_callbacks.append(lambda epoch, log: (tmp_path / "run").rename(tmp_path / "moved") and False)
+    with pytest.raises(CheckpointError, match="could not write checkpoint") as raised:
+        trainer.train(tmp_path / "run")
+    assert str(raised.value).endswith("; free space or fix permissions, then start the run again")
+
+
 class ConfigParser:
     """Stands for pytorch-template's ConfigParser, which its checkpoints pickle."""
 

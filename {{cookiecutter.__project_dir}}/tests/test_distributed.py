@@ -83,7 +83,10 @@ def test_sigterm_to_torchrun_saves_and_resumes_exactly(tmp_path, kind):
         if "step 3 loss" in line:
             process.send_signal(signal.SIGTERM)
             break
-    finish(process, timeout=120)
+    output = finish(process, timeout=120)
+    # what README.md tells a batch scheduler to expect: torchrun's 1, the first process's one line
+    assert process.returncode == 1 and "SignalException" in output, output
+    assert output.count("stopped by SIGTERM; resume with: python train.py -r") == 1, output
     # processes agree on stopping every 10 steps: at step 10, or later on a loaded machine
     (checkpoint,) = (tmp_path / "run").glob("*/*/checkpoint-epoch*-step*.pth")
     stopped_at = int(checkpoint.stem.rpartition("step")[2])

@@ -32,6 +32,14 @@ def in_project_dir(monkeypatch):
     monkeypatch.chdir(PROJECT_DIR)
 
 
+def sample(folder, **sizes) -> list[str]:
+    """Sample images of as many classes as the project's config sets (README: arch.args.num_classes
+    is the number of class folders, so a user's edit of it must not break these tests); their names."""
+    classes = load_config(PROJECT_DIR / shipped_config())["arch"].get("args", {}).get("num_classes", 3)
+    ImageFolderDataLoader.write_sample(folder, num_classes=classes, **sizes)
+    return sorted(path.name for path in (folder / "train").iterdir())
+
+
 def shipped(tmp_path, *assignments: str) -> list[str]:
     """train.py options: the project's own config on images in tmp_path/images, saving in tmp_path/saved."""
     sets = [
@@ -64,11 +72,21 @@ def test_validation_images_are_not_augmented(tmp_path):
 def test_shipped_config_trains_and_tests_on_a_folder_of_images(tmp_path, capsys):
     """The project's own config trains on a folder of PNG files (worker processes decode them);
     test.py evaluates the whole test folder."""
-    ImageFolderDataLoader.write_sample(tmp_path / "images")
+    classes = sample(tmp_path / "images")
     assert train.main([*shipped(tmp_path, "trainer.epochs=2"), "-d", "cpu"]) == 0
     best = str(only_run_dir(tmp_path / "saved") / "model_best.pth")
     assert test_script.main(["-r", best, "-d", "cpu"]) == 0
-    assert "18 samples" in capsys.readouterr().out
+    assert f"{6 * len(classes)} samples" in capsys.readouterr().out
+
+
+def test_verbosity_2_logs_no_library_debug_lines(tmp_path, capsys):
+    """Every step's loss, but none of PIL's debug lines for every image it reads."""
+    sample(tmp_path / "images")
+    options = shipped(tmp_path, "trainer.epochs=1", "trainer.verbosity=2", "data_loader.args.num_workers=0")
+    assert train.main([*options, "-d", "cpu"]) == 0
+    log = (only_run_dir(tmp_path / "saved") / "train.log").read_text(encoding="utf-8")
+    out = capsys.readouterr().out
+    assert "step 1 loss" in out and "step 1 loss" in log and "STREAM" not in out + log
 
 
 def test_smoke_sample_and_training_follow_the_configs_number_of_classes(tmp_path, capsys):
@@ -82,8 +100,9 @@ def test_smoke_sample_and_training_follow_the_configs_number_of_classes(tmp_path
 def test_wrong_number_of_classes_names_the_config_key(tmp_path, capsys):
     ImageFolderDataLoader.write_sample(tmp_path / "images")
     assert train.main(shipped(tmp_path, "arch.args.num_classes=5")) == 2
-    expected = "'arch.args.num_classes' is 5 but the data has 3 classes (circle, square, triangle); set it to 3"
-    assert expected in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "'arch.args.num_classes' is 5 but the data has 3 classes (circle, square, triangle); set it to 3 if" in err
+    assert "if those are all your classes, else check the data (config key 'data_loader')" in err
     assert not (tmp_path / "saved").exists()
 
 
@@ -114,17 +133,19 @@ def test_test_py_checks_the_classes_the_checkpoint_was_trained_on(tmp_path, caps
     """test.py works with test/ alone (train/ elsewhere), and refuses test data whose classes differ
     from the checkpoint's, in one line; a test/ with class folders but no images is named too."""
     images = tmp_path / "images"
-    ImageFolderDataLoader.write_sample(images, per_class=6)
+    classes = sample(images, per_class=6)
     assert train.main(shipped(tmp_path, "trainer.epochs=1", "data_loader.args.num_workers=0")) == 0
     best = str(only_run_dir(tmp_path / "saved") / "model_best.pth")
     for path in sorted((images / "train").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     (images / "train").rmdir()
     assert test_script.main(["-r", best]) == 0
-    (images / "test" / "square").rename(images / "test" / "star")
+    (images / "test" / classes[-1]).rename(images / "test" / "zebra")
     capsys.readouterr()
     assert test_script.main(["-r", best]) == 2
-    expected = "trained on the classes circle, square, triangle, but the test data has circle, star, triangle"
+    expected = (
+        f"trained on the classes {', '.join(classes)}, but the test data has {', '.join([*classes[:-1], 'zebra'])}"
+    )
     assert expected in capsys.readouterr().err
     for path in (images / "test").rglob("*.png"):
         path.unlink()
@@ -136,7 +157,7 @@ def test_test_py_checks_the_classes_the_checkpoint_was_trained_on(tmp_path, caps
 def test_unreadable_image_is_named_in_one_line(tmp_path, capsys, workers):
     """A file that is not an image stops training with one line naming it (exit 2), also when
     it is read in a worker process."""
-    ImageFolderDataLoader.write_sample(tmp_path / "images")
+    sample(tmp_path / "images")
     broken = tmp_path / "images" / "train" / "circle" / "broken.png"
     broken.write_text("not an image", encoding="utf-8")
     options = [
@@ -159,7 +180,7 @@ def test_shipped_config_resumes_bit_identically_with_augmenting_workers(tmp_path
     """The shipped config (random crops and flips in 2 worker processes), stopped by SIGTERM at
     the first or the last batch of an epoch, resumes to the uninterrupted run's exact weights."""
     ImageFolderDataLoader.write_sample(tmp_path / "images")  # 32 training images: batches of 12, 12 and 8
-    config = ConfigParser.from_args(train.parse_args(shipped(tmp_path, "trainer.epochs=2")))
+    config = ConfigParser.from_args(train.parse_args(shipped(tmp_path, "trainer.epochs=2", "arch.args.num_classes=3")))
     config["data_loader"]["args"]["batch_size"] = 12
     runs = []
     for stop in (None, stop_at):
@@ -183,7 +204,7 @@ def test_shipped_config_resumes_bit_identically_with_augmenting_workers(tmp_path
 def test_sigterm_to_the_process_group_with_workers_saves_and_resumes(tmp_path):
     """A batch scheduler signals the whole process group, DataLoader workers included: the run
     still saves, exits 143 without a traceback, and resumes with -r auto."""
-    ImageFolderDataLoader.write_sample(tmp_path / "images")
+    sample(tmp_path / "images")
     args = [*shipped(tmp_path, "data_loader.args.batch_size=4"), "-d", "cpu"]
     process = start_script(
         "train.py", *args, "--set", "trainer.epochs=1000", "--set", "trainer.verbosity=2", group=True

@@ -131,6 +131,24 @@ def test_kill_9_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path):
     assert not list(tmp_path.glob("*/*/.tmp-*"))
 
 
+@pytest.mark.slow
+@posix_only
+def test_kill_9_during_the_first_save_leaves_no_file_once_the_next_run_starts(tmp_path):
+    """A run killed while writing its first checkpoint is never resumed: the next run under the
+    same save_dir/name removes its partial file (a live run's are left alone: it holds its folder)."""
+    ballast = ["--set", "arch.type=tests.parts.BallastNet", "--set", "arch.args={}"]  # 100 MB to write
+    process = start_script(*train_args(tmp_path), *ballast)
+    while not list(tmp_path.glob("*/*/.tmp-*.pth")):
+        assert process.poll() is None
+        time.sleep(0.001)
+    process.kill()
+    finish(process, timeout=30)
+    assert list(tmp_path.glob("*/*/.tmp-*.pth")) and not list(tmp_path.glob("*/*/checkpoint-*.pth"))
+    result = run_script(*train_args(tmp_path), "--set", "trainer.epochs=1")
+    assert result.returncode == 0, result.stderr
+    assert not list(tmp_path.glob("*/*/.tmp-*")) and "left by a run killed while saving" in result.stdout
+
+
 def test_non_finite_loss_exits_3_with_one_line_and_saves_nothing(tmp_path, capsys):
     code = train.main([*train_args(tmp_path)[1:], "--set", "optimizer.args.lr=1e30", "--set", "optimizer.type=SGD"])
     err = capsys.readouterr().err

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import multiprocessing
 import random
+import signal
 import sys
 
 import numpy as np
@@ -131,6 +132,10 @@ def end_workers_at_exit() -> None:
     """Workers that ignore SIGTERM would outlive the process: at exit, multiprocessing ends its
     daemon children with SIGTERM and waits for them. Kill them first (a worker holds no state
     worth saving). Register it after multiprocessing's own exit hook, so that it runs before it."""
-    for child in multiprocessing.active_children():
-        if child.daemon:
-            child.kill()
+    workers = [child for child in multiprocessing.active_children() if child.daemon]
+    if workers and hasattr(signal, "SIGCHLD"):
+        # A DataLoader still alive (the traceback of an error holds it) watches SIGCHLD and would
+        # report these deaths as a second, false error: "worker ... is killed by signal".
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for child in workers:
+        child.kill()

@@ -105,6 +105,20 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     return removed
 
 
+def sweep_abandoned_runs(runs: Path, own: Path) -> None:
+    """Delete the temporary files in the run folders under `runs` (save_dir/name) that no process
+    holds: a run killed while writing its first checkpoint is never resumed, so never swept."""
+    for folder in {path.parent for path in Path(runs).glob(f"*/{TEMP_PREFIX}*.pth")} - {own}:
+        with contextlib.suppress(Timeout, OSError), FileLock(folder / ".lock", timeout=0):
+            for path in sweep_temp_files(folder):
+                logger.warning("Removed %s, left by a run killed while saving", path)
+
+
+def then_go_on(run_dir: Path | None) -> str:
+    """How a message about a failed write ends: resuming only where there is a checkpoint to resume."""
+    return "then resume with -r auto" if run_dir and run_checkpoints(run_dir) else "then start the run again"
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint safely and check that it holds a config and finite weights."""
     path = Path(path)
@@ -348,7 +362,7 @@ class CheckpointWriter:
             except OSError as exc:
                 raise CheckpointError(
                     f"could not write checkpoint '{path}': {exc.strerror or exc}; free space or fix permissions, "
-                    "then resume with -r auto"
+                    + then_go_on(path.parent)
                 ) from None
             for old in run_checkpoints(path.parent)[: -self.keep_last]:
                 old.unlink(missing_ok=True)
@@ -404,6 +418,7 @@ def run_folder(config: dict, resume_path: Path | None, guard):
                     run_dir = create_run_dir(config)
                     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
                 stack.enter_context(lock_run_dir(run_dir))
+                sweep_abandoned_runs(run_dir.parent, run_dir)
                 if run_dir == getattr(resume_path, "parent", None) and not _is_latest(resume_path):
                     raise ConfigError(f"the run of '{resume_path}' went on while this one started; resume again")
             except UserError as exc:

@@ -149,7 +149,8 @@ def check_num_classes(data_loader, model) -> None:
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
         raise ConfigError(
             f"config key 'arch.args.num_classes' is {outputs} but the data has {len(classes)} classes "
-            f"({shown}); set it to {len(classes)}"
+            f"({shown}); set it to {len(classes)} if those are all your classes, else check the data "
+            "(config key 'data_loader')"
         )
 
 
