@@ -17,6 +17,7 @@ import copy
 import functools
 import importlib
 import inspect
+import json
 import logging
 import pkgutil
 import sys
@@ -162,7 +163,8 @@ class ConfigParser(dict):
         # a copy: the checkpoint keeps the config it was trained with, to compare with on resume
         config = load_config(args.config) if args.config else copy.deepcopy(checkpoint["config"])
         check_is_mapping(config)
-        overrides = [f"optimizer.args.lr={args.lr!r}"] if getattr(args, "lr", None) is not None else []
+        # (as JSON: --lr nan becomes NaN, a number that the checks refuse, not the text "nan")
+        overrides = [f"optimizer.args.lr={json.dumps(args.lr)}"] if getattr(args, "lr", None) is not None else []
         overrides += [f"data_loader.args.batch_size={args.bs}"] if getattr(args, "bs", None) is not None else []
         for assignment in overrides + args.set:
             set_by_path(config, assignment)

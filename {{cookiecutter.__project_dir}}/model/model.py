@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from base import BaseModel
+from utils.errors import ConfigError
 
 
 class SmallCNN(BaseModel):
@@ -15,6 +16,15 @@ class SmallCNN(BaseModel):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, channels: int = 32, dropout: float = 0.25) -> None:
         super().__init__()
+        # Check your model's arguments like this: a ConfigError is one line naming the config key;
+        # any other exception raised here is taken for a bug in the model and shows its traceback.
+        for name, value in {"num_classes": num_classes, "in_channels": in_channels, "channels": channels}.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"config key 'arch.args.{name}': {value!r} is not a positive integer; use 1 or more")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ConfigError(
+                f"config key 'arch.args.dropout': {dropout!r} is not a probability; use a value in [0, 1)"
+            )
         self.num_classes = num_classes  # train.py compares it with the classes the data has
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, channels, kernel_size=3, padding=1),

@@ -36,6 +36,14 @@ def edit(path: str, value=None, delete: bool = False):
     return apply
 
 
+def nested(depth: int) -> list:
+    """A list nested `depth` levels deep: [[[...[0]...]]]."""
+    value = [0]
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 CASES = [
     # (id, change to the tests' config or raw file text, extra CLI args, expected in the message)
     ("invalid-json", '{\n  "name": "x",\n  "seed": 0\n  "arch": {}\n}', [], ":4:3: invalid JSON"),
@@ -97,7 +105,13 @@ CASES = [
     ("optimizer-type", edit("optimizer.type", "Adamw"), [], "(did you mean 'AdamW'?)"),
     ("optimizer-arg", edit("optimizer.args.learning_rate", 0.1), [], "AdamW has no argument 'learning_rate'"),
     ("optimizer-params", edit("optimizer.args.params", []), [], "'optimizer.args.params' is set by the code"),
-    ("optimizer-value", edit("optimizer.args.lr", -1), [], "config key 'optimizer' (AdamW): Invalid learning rate: -1"),
+    ("optimizer-value", edit("optimizer.args.lr", -1), [], "'optimizer.args.lr': got -1, expected a number >= 0"),
+    (
+        "optimizer-refuses",
+        edit("optimizer.args.eps", -1),
+        [],
+        "config key 'optimizer' (AdamW): Invalid epsilon value: -1",
+    ),
     ("betas-too-short", edit("optimizer.args.betas", [0.9]), [], "config key 'optimizer' (AdamW): "),
     ("scheduler-type", edit("lr_scheduler.type", "StepLr"), [], "(did you mean 'StepLR'?)"),
     ("scheduler-missing-arg", edit("lr_scheduler.args", {}), [], "'lr_scheduler.args.step_size' is missing"),
@@ -136,6 +150,21 @@ CASES = [
     ("unknown-option", None, ["--epochs", "3"], "unrecognized arguments: --epochs 3"),
     ("bad-device", None, ["--device", "gpu0"], "--device 'gpu0': expected auto, cpu, cuda"),
     ("device-index", None, ["--device", "0"], "--device '0': name a GPU as cuda:0"),
+    ("device-meta", None, ["-d", "meta"], "--device 'meta': expected auto, cpu, cuda, cuda:N or mps"),
+    ("lr-nan", None, ["--lr", "nan"], "config key 'optimizer.args.lr': got nan, expected a finite number"),
+    ("lr-inf", None, ["--lr", "inf"], "config key 'optimizer.args.lr': got inf, expected a finite number"),
+    ("set-lr-nan", None, ["--set", "optimizer.args.lr=NaN"], "config key 'optimizer.args.lr': got nan"),
+    ("json-infinity", edit("optimizer.args.lr", float("inf")), [], "config key 'optimizer.args.lr': got inf"),
+    ("lr-text", edit("optimizer.args.lr", "3e-4"), [], "'optimizer.args.lr': got '3e-4', expected a number >= 0"),
+    ("nested-deep", "[" * 100_000, [], "config.json: nested too deeply to be a config"),
+    (
+        "nested-below-the-parser",  # deep enough to overflow the stack of whatever walks the config later
+        edit("sweep", {"params": {"optimizer.args.lr": {"type": "categorical", "choices": nested(600)}}}),
+        [],
+        "nested more than 32 levels deep",
+    ),
+    ("integer-5000-digits", '{"seed": ' + "9" * 5000 + "}", [], "config.json: cannot read a value: Exceeds the limit"),
+    ("integer-beyond-64-bits", edit("trainer.epochs", 2**64), [], "'trainer.epochs': got a 20-digit integer"),
 ]
 
 
@@ -260,6 +289,13 @@ def test_yaml_config_holds_the_same_settings_as_json(tmp_path):
         ),
         pytest.param("name: 2026-01-01\n", "config key 'name' holds a date; use text", id="a-date"),
         pytest.param("sweep:\n  params:\n    1.5: {}\n", "must be text, got 1.5 in 'sweep.params'", id="nested-key"),
+        pytest.param("optimizer:\n  args:\n    lr: .nan\n", "config key 'optimizer.args.lr': got nan", id="nan"),
+        pytest.param("optimizer:\n  args:\n    lr: -.inf\n", "config key 'optimizer.args.lr': got -inf", id="inf"),
+        pytest.param("seed: " + "[" * 100_000, "config.yaml: nested too deeply to be a config", id="nested-deep"),
+        pytest.param("seed: " + "9" * 5000, "config.yaml: cannot read a value: Exceeds the limit", id="integer-5000"),
+        pytest.param(
+            "name: 2026-13-01\n", "config.yaml: cannot read a value: month must be in 1..12", id="no-such-date"
+        ),
     ],
 )
 def test_broken_yaml_gives_one_line_with_its_position(tmp_path, capsys, text, expected):

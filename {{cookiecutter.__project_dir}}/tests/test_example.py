@@ -1,13 +1,17 @@
 """The example model, loss and metrics (model/). These are the only tests that import them: when
 you replace the example with your own, adapt or delete this file; the others keep working."""
 
+import json
+
+import pytest
 import torch
 
+import train
 from data_loader.digits import DigitsDataLoader
 from model.loss import cross_entropy
 from model.metric import accuracy, top_k_acc
 from model.model import SmallCNN
-from tests.helpers import PROJECT_DIR
+from tests.helpers import PROJECT_DIR, config_for_tests
 
 
 def test_forward_gives_one_score_per_class():
@@ -50,3 +54,33 @@ def test_metrics_on_a_known_batch():
     target = torch.tensor([1, 1, 0])
     assert abs(accuracy(output, target).item() - 1 / 3) < 1e-6
     assert abs(top_k_acc(output, target, k=2).item() - 2 / 3) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        pytest.param(
+            {"channels": -4},
+            "config key 'arch.args.channels': -4 is not a positive integer; use 1 or more",
+            id="channels-negative",
+        ),
+        pytest.param(
+            {"channels": [8]}, "config key 'arch.args.channels': [8] is not a positive integer", id="channels-list"
+        ),
+        pytest.param(
+            {"dropout": 2.0},
+            "config key 'arch.args.dropout': 2.0 is not a probability; use a value in [0, 1)",
+            id="dropout-2",
+        ),
+    ],
+)
+def test_model_arguments_out_of_range_are_one_line(tmp_path, capsys, args, expected):
+    """The model checks its own arguments and raises ConfigError: one line, exit 2, no run folder."""
+    config = config_for_tests(f"trainer.save_dir={(tmp_path / 'saved').as_posix()}")
+    config["arch"] = {"type": "SmallCNN", "args": args}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    assert train.main(["-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "saved").exists()

@@ -8,6 +8,7 @@ checks a file without torch.
 
 import inspect
 import json
+import math
 from pathlib import Path
 
 import jsonschema
@@ -18,6 +19,8 @@ SCHEMA_FILE = PROJECT_DIR / "config.schema.json"
 BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
 # Arguments that the code passes itself; the config must not set them.
 SUPPLIED_BY_CODE = {"optimizer": {"params"}, "lr_scheduler": {"optimizer"}}
+# Far deeper than any config, far shallower than the stack that copying or saving a config takes.
+MAX_DEPTH = 32
 
 
 def load_config(path: str | Path) -> dict:
@@ -30,7 +33,12 @@ def load_config(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8-sig")  # -sig: Windows editors may add a byte-order mark
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
-    config = _parse_yaml(text, path) if path.suffix.lower() in (".yaml", ".yml") else _parse_json(text, path)
+    try:
+        config = _parse_yaml(text, path) if path.suffix.lower() in (".yaml", ".yml") else _parse_json(text, path)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
+    except ValueError as exc:  # Python's limit of 4300 digits for an integer; a date like 2026-13-01
+        raise ConfigError(f"{path}: cannot read a value: {first_line(exc).partition(';')[0]}") from None
     if isinstance(config, dict):
         config.pop("$schema", None)
     return config
@@ -48,8 +56,6 @@ def _parse_json(text: str, path: Path):
         return json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a config") from None
 
 
 def _parse_yaml(text: str, path: Path):
@@ -92,7 +98,7 @@ def set_by_path(config: dict, assignment: str) -> None:
         raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set trainer.epochs=5")
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         value = raw
     section = section_of(config, dotted, f"--set {assignment!r}")
     section[dotted.rpartition(".")[2]] = value  # a new key is checked with the rest: schema, or signature
@@ -107,6 +113,7 @@ def check_schema(config) -> None:
     """Raise `ConfigError` for the key that breaks a rule of config.schema.json, if any; then fill
     in the defaults the schema gives for the keys left out."""
     check_is_mapping(config)
+    check_values(config)
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is None:
@@ -127,6 +134,20 @@ def check_schema(config) -> None:
         missing = next(key for key in error.validator_value if key not in error.instance)
         raise ConfigError(f"config key '{f'{where}.{missing}'.lstrip('.')}' is missing; add it")
     raise ConfigError(f"config key '{where}': got {error.instance!r}, expected {_expected(error.schema)}")
+
+
+def check_values(node, where: str = "", depth: int = 0) -> None:
+    """Refuse what JSON Schema lets through, whichever source gave it (file, --lr, --set, a sweep):
+    NaN and infinity (Python's json reads NaN and Infinity, YAML .nan and .inf), integers beyond
+    64 bits, and nesting deep enough to overflow the stack of whatever copies or saves the config."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"config key '{where}': got {node}, expected a finite number")
+    if isinstance(node, int) and not -(2**63) <= node < 2**63:
+        raise ConfigError(f"config key '{where}': got a {len(str(abs(node)))}-digit integer, expected one of 64 bits")
+    for key, value in node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ():
+        if depth == MAX_DEPTH:
+            raise ConfigError(f"config key '{where}': nested more than {MAX_DEPTH} levels deep; flatten it")
+        check_values(value, f"{where}.{key}".lstrip(".") if isinstance(node, dict) else f"{where}[{key}]", depth + 1)
 
 
 def _expected(schema: dict) -> str:
