@@ -47,6 +47,11 @@ class LinearNet(nn.Module):
         return self.linear(x.flatten(1))
 
 
+def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The tests' loss, here rather than in model/loss.py, which a user replaces."""
+    return F.cross_entropy(output, target)
+
+
 def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (output.argmax(dim=1) == target).float().mean()
 

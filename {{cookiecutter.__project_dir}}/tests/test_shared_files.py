@@ -19,7 +19,7 @@ pathlib.Path(__file__).with_name("planted-code-ran").write_text("imported")
 from tests.parts import TinyCNN
 from trainer.trainer import Trainer
 from logger.trackers import CSVTracker as Tracker
-from model.loss import cross_entropy as loss
+from tests.parts import cross_entropy as loss
 """
 
 
