@@ -132,7 +132,7 @@ def test_a_failed_save_on_the_main_process_ends_every_process_with_one_message(t
 def test_a_config_error_under_torchrun_is_printed_once(tmp_path):
     """Every process finds the same mistake; only the first one prints it."""
     result = torchrun("train.py", "-c", TEST_CONFIG, "--set", "optimizer.args.lr=-1")
-    assert result.stderr.count("error: config key 'optimizer'") == 1, result.stderr
+    assert result.stderr.count("error: config key 'optimizer.args.lr'") == 1, result.stderr
 
 
 def test_a_mistake_on_one_process_alone_is_printed_by_it_and_ends_all():
