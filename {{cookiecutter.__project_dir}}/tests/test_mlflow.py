@@ -24,6 +24,16 @@ def runs(store, experiment: str = "Tests") -> list:
     return client.search_runs([client.get_experiment_by_name(experiment).experiment_id], order_by=["start_time"])
 
 
+def tracked_sweep(tmp_path, epochs: int) -> str:
+    """The tests' sweep config (tests/test_sweep.py), tracking into the SQLite store m.db."""
+    from tests.test_sweep import sweep_config
+
+    config = json.loads(Path(sweep_config(tmp_path, epochs=epochs)).read_text(encoding="utf-8"))
+    config["trackers"] = [{"type": "MLflowTracker", "args": {"tracking_uri": f"sqlite:///{tmp_path.as_posix()}/m.db"}}]
+    (tmp_path / "sweep.json").write_text(json.dumps(config), encoding="utf-8")
+    return str(tmp_path / "sweep.json")
+
+
 def git_commit() -> str | None:
     result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True)
     return result.stdout.strip() if result.returncode == 0 else None
@@ -74,12 +84,9 @@ def test_a_resumed_run_continues_its_mlflow_run(quick_run, tmp_path):
 @pytest.mark.skipif(not (PROJECT_DIR / "sweep.py").exists(), reason="the project was made without sweeps")
 def test_each_trial_of_a_sweep_is_a_run_nested_under_the_sweeps_run(tmp_path):
     import sweep
-    from tests.test_sweep import load_study, sweep_config
+    from tests.test_sweep import load_study
 
-    config = json.loads(Path(sweep_config(tmp_path, epochs=1)).read_text(encoding="utf-8"))
-    config["trackers"] = [{"type": "MLflowTracker", "args": {"tracking_uri": f"sqlite:///{tmp_path.as_posix()}/m.db"}}]
-    (tmp_path / "sweep.json").write_text(json.dumps(config), encoding="utf-8")
-    assert sweep.main(["-c", str(tmp_path / "sweep.json"), "--trials", "2"]) == 0
+    assert sweep.main(["-c", tracked_sweep(tmp_path, epochs=1), "--trials", "2"]) == 0
     parent, *trials = runs(tmp_path / "m.db")
     assert parent.data.tags["sweep"] == "Tests-sweep" and parent.info.status == "FINISHED"
     assert [run.data.tags["mlflow.parentRunId"] for run in trials] == [parent.info.run_id] * 2
@@ -93,16 +100,12 @@ def test_each_trial_of_a_sweep_is_a_run_nested_under_the_sweeps_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not (PROJECT_DIR / "sweep.py").exists(), reason="the project was made without sweeps")
 def test_a_trial_killed_with_its_sweep_ends_its_mlflow_run_as_failed_when_the_sweep_goes_on(tmp_path):
-    from tests.test_sweep import sweep_config
-
-    config = json.loads(Path(sweep_config(tmp_path, epochs=100)).read_text(encoding="utf-8"))
-    config["trackers"] = [{"type": "MLflowTracker", "args": {"tracking_uri": f"sqlite:///{tmp_path.as_posix()}/m.db"}}]
-    (tmp_path / "sweep.json").write_text(json.dumps(config), encoding="utf-8")
-    process = start_script("sweep.py", "-c", str(tmp_path / "sweep.json"), "--trials", "5")
+    path = tracked_sweep(tmp_path, epochs=100)
+    process = start_script("sweep.py", "-c", path, "--trials", "5")
     read_until(process, "MLflow run ")  # the trial's run exists in the store
     process.kill()
     finish(process, timeout=60)
-    again = run_script("sweep.py", "-c", str(tmp_path / "sweep.json"), "--trials", "1", "--set", "trainer.epochs=1")
+    again = run_script("sweep.py", "-c", path, "--trials", "1", "--set", "trainer.epochs=1")
     assert again.returncode == 0, again.stdout + again.stderr
     _, *trials = runs(tmp_path / "m.db")
     assert {run.data.tags["trial"]: run.info.status for run in trials} == {"0": "FAILED", "1": "FINISHED"}

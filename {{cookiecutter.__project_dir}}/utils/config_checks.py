@@ -73,22 +73,7 @@ def _parse_yaml(text: str, path: Path):
         if "duplicate key" in problem:
             problem = f"key {problem.split(chr(34))[1]!r} appears twice in the same mapping; keep one"
         raise ConfigError(f"{path}:{f'{mark.line + 1}:' if mark else ''} {problem}") from None
-    return _as_json(config, path, "")
-
-
-def _as_json(node, path: Path, where: str):
-    """`node` as JSON's types (text keys; no dates, sets or ordered maps): what a checkpoint holds
-    and what `torch.load(weights_only=True)` reads back."""
-    if isinstance(node, dict):
-        bad = next((key for key in node if not isinstance(key, str)), None)
-        if bad is not None:
-            raise ConfigError(f"{path}: a config key must be text, got {bad!r}{f' in {where!r}' if where else ''}")
-        return {key: _as_json(value, path, f"{where}.{key}".lstrip(".")) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_as_json(value, path, f"{where}[{i}]") for i, value in enumerate(node)]
-    if node is None or isinstance(node, (str, int, float)):  # (bool is an int)
-        return node
-    raise ConfigError(f"{path}: config key '{where}' holds a {type(node).__name__}; use text, a number or a list")
+    return config  # (its values are checked as JSON's types by check_values, as every config's are)
 
 
 def set_by_path(config: dict, assignment: str) -> None:
@@ -138,12 +123,19 @@ def check_schema(config) -> None:
 
 def check_values(node, where: str = "", depth: int = 0) -> None:
     """Refuse what JSON Schema lets through, whichever source gave it (file, --lr, --set, a sweep):
-    NaN and infinity (Python's json reads NaN and Infinity, YAML .nan and .inf), integers beyond
-    64 bits, and nesting deep enough to overflow the stack of whatever copies or saves the config."""
+    values of other types than JSON's (YAML's dates, sets, keys that are not text: a checkpoint
+    holds the config and loads with weights_only=True), NaN and infinity (Python's json reads NaN
+    and Infinity, YAML .nan and .inf), integers beyond 64 bits, and nesting deep enough to overflow
+    the stack of whatever copies or saves the config."""
+    if not (node is None or isinstance(node, (str, int, float, list, dict))):  # (bool is an int)
+        raise ConfigError(f"config key '{where}' holds a {type(node).__name__}; use text, a number or a list")
     if isinstance(node, float) and not math.isfinite(node):
         raise ConfigError(f"config key '{where}': got {node}, expected a finite number")
     if isinstance(node, int) and not -(2**63) <= node < 2**63:
         raise ConfigError(f"config key '{where}': got a {len(str(abs(node)))}-digit integer, expected one of 64 bits")
+    bad = next((key for key in node if not isinstance(key, str)), None) if isinstance(node, dict) else None
+    if bad is not None:
+        raise ConfigError(f"a config key must be text, got {bad!r}{f' in {where!r}' if where else ''}")
     for key, value in node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ():
         if depth == MAX_DEPTH:
             raise ConfigError(f"config key '{where}': nested more than {MAX_DEPTH} levels deep; flatten it")
