@@ -28,6 +28,7 @@ from utils.errors import ConfigError, UserError, quiet_thread_os_errors, report
 
 # sysexits.h's EX_TEMPFAIL, "try again later": the batch script requeues the job on this code.
 REQUEUE_EXIT_CODE = 75
+QUIET_EXIT_WAIT_S = 10  # at most; see exit_code
 # Seeds derived from a seed and a number (an epoch, a rank) multiply by a prime first, so that
 # (seed, n) and (seed + 1, n - 1) give different streams.
 SEED_PRIME = 1_000_003
@@ -348,6 +349,9 @@ def exit_code(body, args, interrupted: str, stopped_note: str = "") -> int:
     except UserError as exc:
         if is_main() or getattr(exc, "only_here", False):
             return report(exc, "" if is_main() else f"[rank {rank()}] ")
+        # The main process finds the same mistake and says it; torchrun ends every process as
+        # soon as one exits, so this one leaves it time to (and is ended by torchrun meanwhile).
+        time.sleep(QUIET_EXIT_WAIT_S)
         return 2
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
