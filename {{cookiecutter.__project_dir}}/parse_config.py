@@ -23,7 +23,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from utils.config_checks import check_arguments, check_is_mapping, check_schema, load_config, set_by_path
+from utils.config_checks import check_arguments, check_is_mapping, check_no_addresses, check_schema, load_config, set_by_path
 from utils.errors import ConfigError, did_you_mean, first_line, is_project_module, is_user_bug, report
 
 logger = logging.getLogger(__name__)
@@ -163,12 +163,15 @@ class ConfigParser(dict):
         # a copy: the checkpoint keeps the config it was trained with, to compare with on resume
         config = load_config(args.config) if args.config else copy.deepcopy(checkpoint["config"])
         check_is_mapping(config)
+        trusted = args.config is not None or getattr(args, "trust_checkpoint", False)
+        if not trusted:
+            check_no_addresses(config)  # (the checkpoint's own values: what --set adds is the user's choice)
         # (as JSON: --lr nan becomes NaN, a number that the checks refuse, not the text "nan")
         overrides = [f"optimizer.args.lr={json.dumps(args.lr)}"] if getattr(args, "lr", None) is not None else []
         overrides += [f"data_loader.args.batch_size={args.bs}"] if getattr(args, "bs", None) is not None else []
         for assignment in overrides + args.set:
             set_by_path(config, assignment)
-        return cls(config, trusted=args.config is not None or getattr(args, "trust_checkpoint", False))
+        return cls(config, trusted=trusted)
 
     def init_obj(self, name: str, *args, **kwargs):
         """Build `config[name]`: call its `type` with `args`, then its config `args` and `kwargs`.

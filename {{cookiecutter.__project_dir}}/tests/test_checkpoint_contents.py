@@ -87,6 +87,21 @@ CASES = {
         "'optimizer' state 'step' of parameter 2 is [1]",
         False,
     ),
+    "optimizer-state-replaced-by-a-number": (
+        optimizer(lambda group, state: state[4].__setitem__("exp_avg", 5.0)),
+        "'optimizer' state 'exp_avg' of parameter 4 is 5.0, not a tensor",
+        False,
+    ),
+    "negative-optimizer-step": (
+        optimizer(lambda group, state: state[1].__setitem__("step", torch.tensor(-3.0))),
+        "'optimizer' state 'step' of parameter 1 is -3.0, a count that cannot be negative",
+        False,
+    ),
+    "nan-optimizer-state": (
+        optimizer(lambda group, state: state[4]["exp_avg_sq"].fill_(math.nan)),
+        "'optimizer' state 'exp_avg_sq' of parameter 4 holds NaN or infinite values",
+        False,
+    ),
     "numpy-random-position-nan": (lambda c: c["rng"]["numpy"][0].__setitem__(2, math.nan), "usable numpy", False),
     "betas-cut": (optimizer(lambda group, state: group.__setitem__("betas", (0.9,))), "'betas'", False),
     "scheduler-gamma-as-text": (

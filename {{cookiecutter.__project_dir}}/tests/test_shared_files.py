@@ -2,6 +2,7 @@
 (a study's trials: tests/test_sweep.py). Planted code would leave a marker file; nothing
 destructive is ever named."""
 
+import socket
 import sys
 
 import pytest
@@ -100,3 +101,22 @@ def test_a_checkpoints_names_from_the_project_and_the_torch_catalogs_still_resol
     path = forged(trained, tmp_path / "shared", lambda config: config["optimizer"].update(type="torch.optim.AdamW"))
     assert evaluate_script.main(["-r", path, "-d", "cpu"]) == 0
     assert train.main(["-r", path, "--set", "trainer.epochs=2"]) == 0
+
+
+def test_a_checkpoint_cannot_choose_where_the_run_is_sent(trained, tmp_path, capsys):
+    """An address in a checkpoint's config (a tracking server that would receive the run's
+    metrics, config and best model) is refused before anything connects to it."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        address = f"http://127.0.0.1:{server.getsockname()[1]}"
+        tracker = {"type": "MLflowTracker", "args": {"tracking_uri": address}}
+        path = forged(trained, tmp_path / "shared", lambda config: config.update(trackers=[tracker]))
+        for script in (train, evaluate_script):
+            assert script.main(["-r", path]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(
+                f"error: config key 'trackers[0].args.tracking_uri': the checkpoint's config names the address "
+                f"'{address}', and a checkpoint never chooses where data is sent"
+            ) and err.count("\n") == 1, err
+        server.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            server.accept()  # nobody connected

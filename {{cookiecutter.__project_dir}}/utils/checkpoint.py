@@ -243,15 +243,27 @@ def _check_optimizer(where: str, saved: dict, fresh: dict, shapes: list) -> None
         if param not in shape_of or not isinstance(state, dict):
             raise CheckpointError(f"{where}: 'optimizer' holds state for parameter {param}, which the optimizer lacks")
         shape = tuple(shape_of[param])
-        for name, value in state.items():  # a tensor of the parameter's shape, or a scalar (a step count)
-            size = tuple(getattr(value, "shape", ()))  # a size of 1 stands for a factored dimension (Adafactor's)
-            if not (isinstance(value, torch.Tensor) or _finite(value)) or (
-                size and (len(size) != len(shape) or any(n not in (m, 1) for n, m in zip(size, shape, strict=True)))
-            ):
-                got = f"has shape {size}" if isinstance(value, torch.Tensor) else f"is {value!r:.40}"
-                raise CheckpointError(
-                    f"{where}: 'optimizer' state '{name}' of parameter {param} {got}, the model's parameter has {shape}"
-                )
+        for name, value in state.items():
+            problem = _state_problem(name, value, shape)
+            if problem:
+                raise CheckpointError(f"{where}: 'optimizer' state '{name}' of parameter {param} {problem}")
+
+
+def _state_problem(name: str, value, shape: tuple) -> str:
+    """What is wrong with one entry of a parameter's optimizer state, or ''. Entries are tensors of
+    the parameter's shape (a size of 1 stands for a factored dimension, as in Adafactor), or
+    scalar counts that are never negative (a step; torch saved steps as numbers before 1.12)."""
+    tensor = isinstance(value, torch.Tensor)
+    if not tensor and not (name == "step" and _finite(value)):
+        return f"is {value!r:.40}, not a tensor"
+    if tensor and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        return "holds NaN or infinite values"
+    size = tuple(value.shape) if tensor else ()
+    if not size and (shape or name == "step") and not (tensor and value.is_complex()) and not bool(value >= 0):
+        return f"is {float(value)}, a count that cannot be negative"
+    if size and (len(size) != len(shape) or any(n not in (m, 1) for n, m in zip(size, shape, strict=True))):
+        return f"has shape {size}, the model's parameter has {shape}"
+    return ""
 
 
 def _check_random_states(where: str, rng: dict, fresh: dict) -> None:

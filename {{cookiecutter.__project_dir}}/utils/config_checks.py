@@ -9,6 +9,7 @@ checks a file without torch.
 import inspect
 import json
 import math
+import re
 from pathlib import Path
 
 import jsonschema
@@ -21,6 +22,7 @@ BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveM
 SUPPLIED_BY_CODE = {"optimizer": {"params"}, "lr_scheduler": {"optimizer"}}
 # Far deeper than any config, far shallower than the stack that copying or saving a config takes.
 MAX_DEPTH = 32
+ADDRESS = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")  # scheme://...
 
 
 def load_config(path: str | Path) -> dict:
@@ -140,6 +142,23 @@ def check_values(node, where: str = "", depth: int = 0) -> None:
         if depth == MAX_DEPTH:
             raise ConfigError(f"config key '{where}': nested more than {MAX_DEPTH} levels deep; flatten it")
         check_values(value, f"{where}.{key}".lstrip(".") if isinstance(node, dict) else f"{where}[{key}]", depth + 1)
+
+
+def check_no_addresses(node, where: str = "", depth: int = 0) -> None:
+    """Refuse a network address (http://host, postgresql://...) anywhere in a config that came
+    inside a checkpoint: its author would choose where this run's metrics and files are sent."""
+    if isinstance(node, str) and ADDRESS.match(node) and node.split(":")[0].lower() not in ("file", "sqlite"):
+        raise ConfigError(
+            f"config key '{where}': the checkpoint's config names the address {node!r}, and a checkpoint never "
+            "chooses where data is sent or read from; pass your own config with -c, or add --trust-checkpoint "
+            "if you trust whoever made the file"
+        )
+    if depth == MAX_DEPTH:  # (check_values refuses deeper nesting)
+        return
+    for key, value in node.items() if isinstance(node, dict) else ():
+        check_no_addresses(value, f"{where}.{key}".lstrip("."), depth + 1)
+    for i, value in enumerate(node) if isinstance(node, list) else ():
+        check_no_addresses(value, f"{where}[{i}]", depth + 1)
 
 
 def _expected(schema: dict) -> str:
