@@ -1,12 +1,13 @@
 """Replay the fault campaign against freshly baked projects and print, per class, tried/held.
 
-    OMP_NUM_THREADS=1 python scripts/reliability_campaign.py            # about 10 minutes on 2 cores
+    OMP_NUM_THREADS=1 python scripts/reliability_campaign.py            # about 15 minutes on 2 cores
     OMP_NUM_THREADS=1 python scripts/reliability_campaign.py --keep /tmp/campaign
 
-Bakes the default project (digits, TensorBoard) and an image-folder one, then runs the generated
-projects' own table-driven fault tests (slow ones included) with pytest: each case is a real
-run hit by a real fault (signals to a process or its whole group, kill -9, damaged checkpoints,
-configs that fail only when training, a second writer, failing writers, torchrun). A case held
+Bakes the default project (digits, TensorBoard), an image-folder one and a YAML + MLflow one,
+then runs the generated projects' own table-driven fault tests (slow ones included) with pytest:
+each case is a real run hit by a real fault (signals to a process or its whole group, kill -9, damaged checkpoints,
+configs that fail only when training, a second writer, failing writers, torchrun, checkpoints and
+studies forged to run code, tracking servers out of reach, malformed config values). A case held
 when its test passed. Exit code 0 when every case held.
 """
 
@@ -59,8 +60,41 @@ CLASSES = {
         "test_distributed.py::test_a_config_error_under_torchrun",
         "test_distributed.py::test_a_mistake_on_one_process_alone",
     ],
+    "8. shared files never choose code or addresses": [
+        "test_shared_files.py",
+        "test_sweep.py::test_the_best_config_takes_only_declared_values",
+        "test_sweep.py::test_a_trials_values_must_be_points",
+    ],
+    "9. trackers never break a run that trained": [
+        "test_trackers.py::test_a_tracker_that_cannot_write",
+        "test_trackers.py::test_a_bug_in_a_tracker",
+        "test_trackers.py::test_tracker_mistakes_are_one_line",
+        "test_mlflow.py::test_a_trial_killed",
+        "test_mlflow.py::test_a_tracking_uri_mlflow_refuses",
+        "test_mlflow.py::test_a_tracking_server_out_of_reach",
+        "test_mlflow.py::test_each_trial_of_a_sweep",
+    ],
+    "10. config values refused in one line": [
+        "test_config_errors.py::test_broken_config_gives_one_line",
+        "test_config_errors.py::test_torchrun_device_choices",
+        "test_config_errors.py::test_broken_yaml",
+        "test_example.py::test_model_arguments_out_of_range",
+        "test_dry_run.py::test_devices_that_are_not_there",
+    ],
+    "11. one traceback for one bug, no wrong advice": [
+        "test_signals.py::test_an_error_exit_with_worker_processes",
+        "test_reliability.py::test_kill_9_during_the_first_save",
+        "test_checkpoint.py::test_a_failed_first_save",
+        "test_image_folder.py::test_verbosity_2",
+        "test_image_folder.py::test_smoke_sample_and_training_follow",
+        "test_image_folder.py::test_wrong_number_of_classes",
+    ],
 }
-PROJECTS = {"digits": [], "image_folder": ["dataset=image_folder"]}
+PROJECTS = {
+    "digits": [],
+    "image_folder": ["dataset=image_folder"],
+    "mlflow_yaml": ["mlflow=yes", "config_format=yaml"],
+}
 
 
 def bake(folder: Path, answers: list[str]) -> Path:
