@@ -23,7 +23,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from utils.config_checks import check_arguments, check_is_mapping, check_no_addresses, check_schema, load_config, set_by_path
+from utils.config_checks import check_arguments, check_is_mapping, check_schema, load_config, no_addresses, set_by_path
 from utils.errors import ConfigError, did_you_mean, first_line, is_project_module, is_user_bug, report
 
 logger = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class ConfigParser(dict):
         check_is_mapping(config)
         trusted = args.config is not None or getattr(args, "trust_checkpoint", False)
         if not trusted:
-            check_no_addresses(config)  # (the checkpoint's own values: what --set adds is the user's choice)
+            no_addresses(config)  # (the checkpoint's own values: what --set adds is the user's choice)
         # (as JSON: --lr nan becomes NaN, a number that the checks refuse, not the text "nan")
         overrides = [f"optimizer.args.lr={json.dumps(args.lr)}"] if getattr(args, "lr", None) is not None else []
         overrides += [f"data_loader.args.batch_size={args.bs}"] if getattr(args, "bs", None) is not None else []

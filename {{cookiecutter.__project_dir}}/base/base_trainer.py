@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from logger.run_record import Curves, EnvironmentRecord
 from logger.trackers import CSVTracker, TensorBoardTracker, Trackers
 from utils import runtime
 from utils.batches import MetricTracker, accumulation_groups, as_step_result, batch_size, progress, to_device
@@ -62,7 +63,8 @@ class BaseTrainer:
         self.train_metrics, self.guard = MetricTracker(), RunGuard(device)
         self.checkpoints = CheckpointWriter(keep_last=settings["keep_last"])
         self.run_dir: Path | None = None
-        self.trackers = Trackers([CSVTracker(), *([TensorBoardTracker()] if settings["tensorboard"] else [])])
+        recorded = [CSVTracker(), EnvironmentRecord(), Curves()]  # metrics.csv, environment.json, curves.png
+        self.trackers = Trackers([*recorded, *([TensorBoardTracker()] if settings["tensorboard"] else [])])
         self.epoch_end_callbacks: list = []
         self.model = self._wrap(model)
 

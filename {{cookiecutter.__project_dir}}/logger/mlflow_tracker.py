@@ -15,10 +15,10 @@ import importlib.util
 import json
 import logging
 import os
-import subprocess
 import time
 from pathlib import Path
 
+from logger.run_record import git_commit
 from logger.trackers import Tracker
 from utils.errors import ConfigError, WriteError, first_line
 
@@ -247,15 +247,3 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
         else:
             flat[f"{prefix}{key}"] = (value if isinstance(value, str) else json.dumps(value))[:500]
     return flat
-
-
-def git_commit() -> str | None:
-    """The project's git commit, when it is a git repository with git installed."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
-            timeout=10,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None

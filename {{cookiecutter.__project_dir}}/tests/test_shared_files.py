@@ -113,10 +113,13 @@ def test_a_checkpoint_cannot_choose_where_the_run_is_sent(trained, tmp_path, cap
         for script in (train, evaluate_script):
             assert script.main(["-r", path]) == 2
             err = capsys.readouterr().err
-            assert err.startswith(
-                f"error: config key 'trackers[0].args.tracking_uri': the checkpoint's config names the address "
-                f"'{address}', and a checkpoint never chooses where data is sent"
-            ) and err.count("\n") == 1, err
+            assert (
+                err.startswith(
+                    f"error: config key 'trackers[0].args.tracking_uri': the checkpoint's config names the address "
+                    f"'{address}', and a checkpoint never chooses where data is sent"
+                )
+                and err.count("\n") == 1
+            ), err
         server.settimeout(0.2)
         with pytest.raises(TimeoutError):
             server.accept()  # nobody connected

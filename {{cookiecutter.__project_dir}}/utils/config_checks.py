@@ -144,7 +144,7 @@ def check_values(node, where: str = "", depth: int = 0) -> None:
         check_values(value, f"{where}.{key}".lstrip(".") if isinstance(node, dict) else f"{where}[{key}]", depth + 1)
 
 
-def check_no_addresses(node, where: str = "", depth: int = 0) -> None:
+def no_addresses(node, where: str = "", depth: int = 0) -> None:
     """Refuse a network address (http://host, postgresql://...) anywhere in a config that came
     inside a checkpoint: its author would choose where this run's metrics and files are sent."""
     if isinstance(node, str) and ADDRESS.match(node) and node.split(":")[0].lower() not in ("file", "sqlite"):
@@ -156,9 +156,9 @@ def check_no_addresses(node, where: str = "", depth: int = 0) -> None:
     if depth == MAX_DEPTH:  # (check_values refuses deeper nesting)
         return
     for key, value in node.items() if isinstance(node, dict) else ():
-        check_no_addresses(value, f"{where}.{key}".lstrip("."), depth + 1)
+        no_addresses(value, f"{where}.{key}".lstrip("."), depth + 1)
     for i, value in enumerate(node) if isinstance(node, list) else ():
-        check_no_addresses(value, f"{where}[{i}]", depth + 1)
+        no_addresses(value, f"{where}[{i}]", depth + 1)
 
 
 def _expected(schema: dict) -> str:
