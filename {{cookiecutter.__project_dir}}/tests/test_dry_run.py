@@ -92,3 +92,13 @@ def test_a_bug_in_the_users_model_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(parts.TinyCNN, "forward", broken_forward)
     with pytest.raises(NameError):
         train.main(["-c", TEST_CONFIG, "--set", f"trainer.save_dir={tmp_path.as_posix()}"])
+
+
+@pytest.mark.parametrize(
+    "case, hinted", [("output-the-loss-cannot-read", False), ("loss-that-does-not-fit-the-output", True)]
+)
+def test_the_loss_error_points_at_num_classes_only_for_a_model_that_takes_it(tmp_path, capsys, case, hinted):
+    """A regression model or a torch layer has no num_classes: no hint sends its user there."""
+    sets = [arg for a in [*CASES[case][0], f"trainer.save_dir={tmp_path.as_posix()}"] for arg in ("--set", a)]
+    assert train.main(["-c", TEST_CONFIG, *sets]) == 2
+    assert ("arch.args.num_classes?" in capsys.readouterr().err) is hinted

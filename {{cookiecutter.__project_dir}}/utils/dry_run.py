@@ -12,6 +12,7 @@ random state are put back; the optimizer and the scheduler are tried on a throw-
 
 import contextlib
 import functools
+import inspect
 import random
 import traceback
 import warnings
@@ -86,9 +87,10 @@ def _step_message(exc: Exception, trainer) -> str:
             f"{reason}; check that arch.args fit the data"
         )
     if _code(trainer.criterion) in codes:
+        classes = " (arch.args.num_classes?)" if "num_classes" in inspect.signature(type(trainer.raw_model)).parameters else ""
         return (
             f"config key 'loss' ({config['loss']}): the loss of one training batch failed: {reason}; "
-            "check that it fits the model's output and the targets (arch.args.num_classes?)"
+            f"check that it fits the model's output and the targets{classes}"
         )
     return f"config keys 'arch' and 'loss': one training step on the first batch failed: {reason}"
 
