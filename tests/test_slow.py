@@ -196,3 +196,21 @@ def test_pytorch_template_python_lets_torchless_cookiecutter_smoke_test(venv_wit
     assert "Smoke run passed in" in result.stdout
     assert f"with {sys.executable}" in result.stdout
     assert listing(out / "my_project") == expected_listing()
+
+
+def test_the_project_installs_with_its_dev_tools_and_copies_nothing_into_site_packages(default_project, tmp_path):
+    """`pip install -e ".[dev]"` (the README's command) installs the dependencies and the dev
+    tools; the project runs from its folder, so none of its modules (utils, model, ...) lands in
+    site-packages. Offline: a venv that sees this Python's packages, and no index."""
+    project = tmp_path / "project"
+    shutil.copytree(default_project, project)
+    root = tmp_path / "venv"
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(root)
+    python = root / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    command = [str(python), "-m", "pip", "install", "-q", "--no-index", "--no-build-isolation", "-e", ".[dev]"]
+    result = run(command, cwd=project, timeout=300)
+    assert result.returncode == 0, result.stdout
+    shown = run([str(python), "-m", "pip", "show", "my_project"], cwd=tmp_path, timeout=60)
+    assert "Requires: " in shown.stdout and "torch" in shown.stdout, shown.stdout
+    probe = run([str(python), "-c", "import importlib.util as u; print(u.find_spec('train'))"], cwd=tmp_path, timeout=60)
+    assert probe.stdout.strip() == "None", probe.stdout
