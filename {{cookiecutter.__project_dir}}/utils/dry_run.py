@@ -87,7 +87,8 @@ def _step_message(exc: Exception, trainer) -> str:
             f"{reason}; check that arch.args fit the data"
         )
     if _code(trainer.criterion) in codes:
-        classes = " (arch.args.num_classes?)" if "num_classes" in inspect.signature(type(trainer.raw_model)).parameters else ""
+        takes_classes = "num_classes" in inspect.signature(type(trainer.raw_model)).parameters
+        classes = " (arch.args.num_classes?)" if takes_classes else ""
         return (
             f"config key 'loss' ({config['loss']}): the loss of one training batch failed: {reason}; "
             f"check that it fits the model's output and the targets{classes}"
