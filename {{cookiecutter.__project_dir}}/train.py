@@ -21,6 +21,7 @@ from parse_config import ConfigParser
 from utils import dry_run, runtime
 from utils.checkpoint import create_run_dir, find_latest, load_checkpoint, run_folder
 from utils.errors import ConfigError, script_arguments
+from utils.param_groups import optimizer_groups
 
 logger = logging.getLogger("train")
 SMOKE_BATCHES = 2
@@ -69,7 +70,7 @@ def build(config: ConfigParser, device: torch.device, data_loader=None, tracking
     model = model.to(device)
     logger.info("%s", model)
     dry_run.check_num_classes(data_loader, model)
-    optimizer = config.init_obj("optimizer", [p for p in model.parameters() if p.requires_grad])
+    optimizer = config.init_obj("optimizer", optimizer_groups(model, config, config.targets["optimizer"]))
     lr_scheduler = config.init_obj("lr_scheduler", optimizer) if config.get("lr_scheduler") else None
     trainer_class = config.targets["trainer"]  # trainer.type: Trainer of trainer/trainer.py, or your own
     trainer = trainer_class(

@@ -21,6 +21,7 @@ from utils import runtime
 from utils.batches import MetricTracker, accumulation_groups, as_step_result, batch_size, progress, to_device
 from utils.checkpoint import CheckpointWriter, check_resumable, checkpoint_name, load_model_state, sweep_temp_files
 from utils.errors import ConfigError, UserError
+from utils.param_groups import changed_settings, learning_rates
 from utils.runtime import Interrupted, RunGuard, TrainingStopped
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class BaseTrainer:
             loss = self._optimizer_step(group)
             self._after_step(epoch, len(group), loss)
         self.samples_done = 0
-        log = {**self.train_metrics.result(), "lr": self.optimizer.param_groups[0]["lr"]}
+        log = {**self.train_metrics.result(), **learning_rates(self.optimizer)}
         if self.valid_data_loader is not None:
             valid = self.evaluate(self.valid_data_loader, self.limit_batches)
             log.update({f"val_{key}": value for key, value in valid.items()})
@@ -345,14 +346,11 @@ def _restore(key: str, target, checkpoint: dict, config: dict) -> None:
             logger.warning("Not restoring '%s': the checkpoint used %s", key, saved.get("type"))
         return
     target.load_state_dict(checkpoint[key])
-    for name, value in config[key].get("args", {}).items():
-        if saved.get("args", {}).get(name) == value:
-            continue
-        groups = [group for group in getattr(target, "param_groups", []) if name in group]
+    for where, name, value, groups in changed_settings(target, key, saved, config[key]):
         for group in groups:  # e.g. --lr on resume: the new value wins over the restored one
             group[name] = value
         if not groups and name in vars(target):
             setattr(target, name, value)
         applied = groups or name in vars(target)
-        logger.warning("%s changed %s.args.%s to %r on resume", "Applied the" if applied else "Could not apply the",
-                       key, name, value)  # fmt: skip
+        logger.warning("%s changed %s to %r on resume", "Applied the" if applied else "Could not apply the",
+                       where, value)  # fmt: skip

@@ -35,6 +35,7 @@ TEMP_PREFIX = ".tmp-"
 # step 140 of the run. Steps only grow, whatever the number of processes, so names sort by progress.
 NAME = re.compile(r"^checkpoint-epoch(\d+)(?:-step(\d+))?\.pth$")
 # What a value of the trainer's state must be, by the kind of the value a fresh trainer holds.
+SAME_GROUPS = "resume with the optimizer.param_groups and arch.freeze it was trained with"
 KINDS = {int: (int, "an integer"), float: ((int, float), "a number"), str: (str, "text"), dict: (dict, "a mapping")}
 
 
@@ -234,9 +235,25 @@ def _check_optimizer(where: str, saved: dict, fresh: dict, shapes: list) -> None
     sizes, fresh_sizes = ([len(group["params"]) for group in state["param_groups"]] for state in (saved, fresh))
     if sizes != fresh_sizes:
         raise CheckpointError(
-            f"{where}: 'optimizer' has parameter groups of {sizes} parameters, this run's {fresh_sizes}"
+            f"{where}: 'optimizer' has parameter groups of {sizes} parameters, this run's {fresh_sizes}; {SAME_GROUPS}"
         )
     for i, (group, fresh_group) in enumerate(zip(saved["param_groups"], fresh["param_groups"], strict=True)):
+        names, fresh_names = group.get("param_names"), fresh_group.get("param_names")  # (none before named groups)
+        if group.get("name") != fresh_group.get("name"):
+            saved_name, fresh_name = (
+                f"{g['name']!r:.40}" if "name" in g else "the default group" for g in (group, fresh_group)
+            )
+            raise CheckpointError(
+                f"{where}: 'optimizer' parameter group {i} is {saved_name}, this run's {fresh_name}; {SAME_GROUPS}"
+            )
+        if names is not None and names != fresh_names:
+            held = (
+                next((name for name in names if name not in (fresh_names or [])), None)
+                if isinstance(names, list)
+                else None
+            )
+            differs = f"holds {held!s:.60}, which this run's does not" if held else "orders its parameters otherwise"
+            raise CheckpointError(f"{where}: 'optimizer' parameter group {i} {differs}; {SAME_GROUPS}")
         _check_settings(f"{where}: 'optimizer' parameter group {i}:", group, fresh_group)
     shape_of = dict(zip((param for group in saved["param_groups"] for param in group["params"]), shapes, strict=True))
     for param, state in saved["state"].items():

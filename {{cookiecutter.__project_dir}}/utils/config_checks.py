@@ -178,8 +178,10 @@ def _expected(schema: dict) -> str:
     return words.get(kind, 'a list of names like ["accuracy"]' if kind == "array" else "a valid value")
 
 
-def check_arguments(where: str, target, args: dict) -> None:
-    """Bind `args` to the signature of `target`, so that typos fail before anything is built."""
+def check_arguments(where: str, target, args: dict, args_at: str = "") -> None:
+    """Bind `args` to the signature of `target`, so that typos fail before anything is built.
+    Errors name config key `args_at` (default: `where`.args), then the argument."""
+    args_at = args_at or f"{where}.args"
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError):  # some builtins have no signature to compare with
@@ -190,18 +192,18 @@ def check_arguments(where: str, target, args: dict) -> None:
     title = getattr(target, "__name__", target)
     for name in args:
         if name in supplied:
-            raise ConfigError(f"config key '{where}.args.{name}' is set by the code; remove it from the config")
+            raise ConfigError(f"config key '{args_at}.{name}' is set by the code; remove it from the config")
     try:
         signature.bind_partial(*([None] * len(supplied)), **args)
     except TypeError as exc:
         name = next((n for n in args if n not in named), None)
         if name is None:
-            raise ConfigError(f"config key '{where}.args': {title}: {first_line(exc)}") from None
+            raise ConfigError(f"config key '{args_at}': {title}: {first_line(exc)}") from None
         raise ConfigError(
-            f"config key '{where}.args.{name}': {title} has no argument {name!r}{did_you_mean(name, accepted)}; "
+            f"config key '{args_at}.{name}': {title} has no argument {name!r}{did_you_mean(name, accepted)}; "
             f"it accepts: {', '.join(accepted)}"
         ) from None
     empty = inspect.Parameter.empty
     missing = [n for n in accepted if signature.parameters[n].default is empty and n not in args]
     if missing:
-        raise ConfigError(f"config key '{where}.args.{missing[0]}' is missing; {title} requires it")
+        raise ConfigError(f"config key '{args_at}.{missing[0]}' is missing; {title} requires it")

@@ -106,12 +106,15 @@ def _code(fn):
 
 
 def _optimizer_and_scheduler(trainer) -> None:
-    """Step a copy of the optimizer, and of the scheduler once per epoch, on a single parameter."""
+    """Step a copy of the optimizer, and of the scheduler once per epoch, on a single parameter
+    per parameter group (each with the group's arguments)."""
     config = trainer.config
-    param = torch.nn.Parameter(torch.zeros(1))
-    param.grad = torch.ones(1)
+    groups = [
+        {**{k: v for k, v in group.items() if k not in ("params", "param_names")}, "params": [_stand_in()]}
+        for group in trainer.optimizer.param_groups
+    ]
     try:  # the same class and arguments as the real one; a class that takes others is not tried
-        optimizer = type(trainer.optimizer)([param], **config["optimizer"].get("args", {}))
+        optimizer = type(trainer.optimizer)(groups, **config["optimizer"].get("args", {}))
     except Exception:
         return
     try:
@@ -137,6 +140,12 @@ def _optimizer_and_scheduler(trainer) -> None:
             f"config key 'lr_scheduler' ({config['lr_scheduler']['type']}): stepping it once per epoch "
             f"({trainer.epochs} times) failed: {first_line(exc)}"
         ) from None
+
+
+def _stand_in() -> torch.nn.Parameter:
+    param = torch.nn.Parameter(torch.zeros(1))
+    param.grad = torch.ones(1)
+    return param
 
 
 def _raise_if_bug(exc: Exception) -> None:
