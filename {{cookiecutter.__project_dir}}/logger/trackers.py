@@ -37,7 +37,8 @@ class Tracker:
         """Values of one optimizer step (its loss), every `trainer.log_every` steps."""
 
     def log_epoch(self, epoch: int, step: int, values: dict[str, float]) -> None:
-        """The epoch's averaged losses and metrics (validation ones start with `val_`), and lr."""
+        """The epoch's averaged losses and metrics (validation ones start with `val_`), and the
+        learning rates: `lr`, and `lr/NAME` for each group of `optimizer.param_groups`."""
 
     def close(self, status: str) -> None:
         """The run ended: `status` is "finished", "stopped" (a signal; it resumes) or "failed".
