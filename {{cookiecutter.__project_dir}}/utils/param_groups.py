@@ -35,7 +35,11 @@ def optimizer_groups(model, config: dict, optimizer_class) -> list[dict]:
             param.requires_grad_(False)
     left = [(name, param) for name, param in named if param.requires_grad]
     if not left:
-        raise ConfigError("config key 'arch.freeze' freezes every parameter of the model; leave some to train")
+        raise ConfigError(
+            "config key 'arch.freeze' freezes every parameter of the model; leave some to train"
+            if config["arch"].get("freeze")
+            else f"config key 'arch': {config['arch']['type']} has no parameter to train"
+        )
     section = config["optimizer"]
     entries = section.get("param_groups", [])
     groups = []
@@ -45,7 +49,8 @@ def optimizer_groups(model, config: dict, optimizer_class) -> list[dict]:
         check_arguments("optimizer", optimizer_class, {**section.get("args", {}), **settings}, args_at=where)
         taken = _matching(left, entry["params"], f"{where}.params", named)
         groups.append({"params": taken, "name": name, **settings})
-        left = [pair for pair in left if not any(pair[1] is param for _, param in taken)]
+        grouped = {key for key, _ in taken}
+        left = [pair for pair in left if pair[0] not in grouped]
     return ([{"params": left}] if left else []) + groups
 
 
