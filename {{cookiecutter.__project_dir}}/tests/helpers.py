@@ -13,6 +13,7 @@ import torch
 import train
 from parse_config import ConfigParser, load_config, set_by_path
 from utils import runtime
+from utils.export import ATOL, RTOL
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 # The tests train the tests' own small model (tests/parts.py) on the bundled digits with this
@@ -128,3 +129,46 @@ def only_run_dir(save_dir: Path) -> Path:
     """The one run folder under `save_dir` (<name>/<run>, with its config.json)."""
     (run_dir,) = [p for p in Path(save_dir).glob("*/*") if (p / "config.json").is_file()]
     return run_dir
+
+
+# Loads an exported file as its user would, in a process that cannot import the project (-I: no
+# current folder on sys.path), and saves its outputs on each batch and the metadata it records.
+EXPORTED_PROBE = """
+import importlib.util, json, sys, torch
+path, inputs, results = sys.argv[1:]
+assert importlib.util.find_spec("parse_config") is None, "the project is importable"
+batches = torch.load(inputs, weights_only=True)
+if path.endswith(".pt2"):
+    extra = {"classes": "", "input_shape": "", "input_dtype": ""}
+    module = torch.export.load(path, extra_files=extra).module()
+    outputs = [module(batch) for batch in batches]
+else:
+    import onnxruntime
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    extra = session.get_modelmeta().custom_metadata_map
+    outputs = [torch.from_numpy(session.run(None, {"input": batch.numpy()})[0]) for batch in batches]
+metadata = {key: json.loads(extra[key]) for key in ("classes", "input_shape", "input_dtype")}
+torch.save({"outputs": outputs, "metadata": metadata}, results)
+"""
+
+
+def run_exported(path: Path, batches: list[torch.Tensor], folder: Path) -> tuple[list[torch.Tensor], dict]:
+    """The outputs of the exported file `path` on each of `batches`, and its recorded metadata,
+    from a fresh process that never imported the project."""
+    torch.save(batches, folder / "inputs.pt")
+    ran = run_script("-I", "-c", EXPORTED_PROBE, str(path), str(folder / "inputs.pt"), str(folder / "results.pt"))
+    assert ran.returncode == 0, ran.stderr
+    results = torch.load(folder / "results.pt", weights_only=True)
+    return results["outputs"], results["metadata"]
+
+
+def assert_outputs_of_model(outputs: list[torch.Tensor], checkpoint_path: Path, batches: list[torch.Tensor]) -> None:
+    """Each of `outputs` is, within export.py's tolerance, what the checkpoint's model (built from
+    its own config, in eval mode) computes on the batch of `batches` at the same place."""
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    model = ConfigParser(checkpoint["config"]).init_obj("arch")
+    model.load_state_dict(checkpoint["state_dict"])
+    with torch.no_grad():
+        for got, batch in zip(outputs, batches, strict=True):
+            assert got.shape[0] == len(batch)
+            torch.testing.assert_close(got, model.eval()(batch), rtol=RTOL, atol=ATOL)

@@ -7,15 +7,18 @@ import signal
 import pytest
 import torch
 
+import export
 import test as test_script
 import train
 from data_loader.image_folder import ImageFolderDataLoader
 from parse_config import ConfigParser, load_config
 from tests.helpers import (
     PROJECT_DIR,
+    assert_outputs_of_model,
     finish,
     only_run_dir,
     read_until,
+    run_exported,
     run_script,
     same_weights,
     shipped_config,
@@ -216,3 +219,21 @@ def test_sigterm_to_the_process_group_with_workers_saves_and_resumes(tmp_path):
     resumed = run_script("train.py", *args, "--set", "trainer.epochs=2", "-r", "auto")
     assert resumed.returncode == 0, resumed.stderr
     assert "samples into epoch 1" in resumed.stdout
+
+
+@pytest.mark.slow
+def test_exported_image_model_runs_without_the_project(tmp_path, capsys):
+    """A model trained by the project's own config exports to a .pt2 file that runs, without the
+    project, at any batch size of images of the configured size, with the model's outputs; it
+    records the class folders' names."""
+    classes = sample(tmp_path / "images")
+    assert train.main([*shipped(tmp_path, "trainer.epochs=1"), "-d", "cpu"]) == 0
+    best = only_run_dir(tmp_path / "saved") / "model_best.pth"
+    assert export.main(["-r", str(best)]) == 0
+    assert f"Wrote {best.with_suffix('.pt2')}" in capsys.readouterr().out
+    size = load_config(PROJECT_DIR / shipped_config())["data_loader"]["args"]["image_size"]
+    test_images = ImageFolderDataLoader(str(tmp_path / "images"), batch_size=8, image_size=size, training=False)
+    images = next(iter(test_images))[0]
+    outputs, metadata = run_exported(best.with_suffix(".pt2"), [images, images[:3]], tmp_path)
+    assert_outputs_of_model(outputs, best, [images, images[:3]])
+    assert metadata == {"classes": classes, "input_shape": [None, 3, size, size], "input_dtype": "float32"}

@@ -7,10 +7,11 @@ import re
 import pytest
 from torchvision.datasets import MNIST
 
+import export
 import test as test_script
 import train
 from data_loader.mnist import FILES, MnistDataLoader
-from tests.helpers import PROJECT_DIR, only_run_dir, shipped_config
+from tests.helpers import PROJECT_DIR, assert_outputs_of_model, only_run_dir, run_exported, shipped_config
 from utils.errors import DataError
 
 
@@ -101,3 +102,19 @@ def test_failed_download_says_where_to_put_the_files(tmp_path, monkeypatch):
     message = str(caught.value)
     assert "the download failed" in message and str((tmp_path / "MNIST" / "raw").absolute()) in message
     assert all(name in message for name in FILES) and "\n" not in message
+
+
+@pytest.mark.slow
+def test_exported_mnist_model_runs_without_the_project(tmp_path, capsys):
+    """A model trained by the project's own config exports to a .pt2 file that runs, without the
+    project, at any batch size of 28x28 images, with the model's outputs and the ten class names."""
+    MnistDataLoader.write_sample(tmp_path / "data")
+    assert train.main([*shipped(tmp_path / "data", tmp_path, "trainer.epochs=1"), "-d", "cpu"]) == 0
+    best = only_run_dir(tmp_path / "saved") / "model_best.pth"
+    assert export.main(["-r", str(best), "--set", f"data_loader.args.data_dir={(tmp_path / 'data').as_posix()}"]) == 0
+    assert f"Wrote {best.with_suffix('.pt2')}" in capsys.readouterr().out
+    images = next(iter(MnistDataLoader(str(tmp_path / "data"), batch_size=32, training=False, download=False)))[0]
+    outputs, metadata = run_exported(best.with_suffix(".pt2"), [images, images[:3]], tmp_path)
+    assert_outputs_of_model(outputs, best, [images, images[:3]])
+    digits = [str(digit) for digit in range(10)]
+    assert metadata == {"classes": digits, "input_shape": [None, 1, 28, 28], "input_dtype": "float32"}
