@@ -22,6 +22,13 @@ class BranchingCNN(TinyCNN):
         return super().forward(x) if x.mean() > 0 else super().forward(-x)
 
 
+class NoisyCNN(TinyCNN):
+    """A model that draws new noise at each call, also in eval mode: no file reproduces its outputs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x + torch.rand_like(x))
+
+
 class BuggyCNN(TinyCNN):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x) * scale  # noqa: F821 (the bug)
@@ -107,6 +114,20 @@ def test_a_model_torch_export_cannot_trace_is_one_line_and_writes_nothing(traine
     assert err.count("\n") == 1, err
     assert err.startswith("error: BranchingCNN cannot be exported (Could not guard on data-dependent expression")
     assert err.endswith("README.md, 'Export', says what torch.export needs of a model\n")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.pth"]
+
+
+def test_a_file_that_does_not_reproduce_the_model_is_not_written(trained, tmp_path, capsys):
+    """The file is loaded back and run before it is written: outputs that differ from the model's
+    are one line with the largest difference, and no file."""
+    checkpoint = checkpoint_naming(trained, tmp_path, "tests.test_export.NoisyCNN")
+    assert export.main(["-r", str(checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    expected = (
+        "error: the exported NoisyCNN does not reproduce the model's outputs on a batch of 64 (rtol=1e-4, atol=1e-5)"
+    )
+    assert err.startswith(expected) and "Greatest absolute difference" in err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.pth"]
 
 
