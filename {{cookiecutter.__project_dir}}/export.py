@@ -3,6 +3,8 @@
 python export.py -r saved/<name>/<run>/model_best.pth                 # writes saved/<name>/<run>/model_best.pt2
 python export.py -r <checkpoint> --format onnx                         # model_best.onnx (pip install onnx onnxscript)
 python export.py -r <checkpoint> -o exported/digits.pt2 -d cuda        # a .pt2 for CUDA (it then needs CUDA)
+
+A .pt2 file runs on the device it was exported on: the CPU unless -d says otherwise.
 """
 
 import inspect
@@ -22,7 +24,7 @@ def main(argv=None) -> int:
         "the checkpoint (.pth) to export",
         "config file to take the model and the example data from (default: the checkpoint's)",
     )
-    parser.add_argument("--format", choices=sorted(exporting.FORMATS), default="export", help="export: .pt2 (default)")
+    parser.add_argument("--format", choices=sorted(exporting.FORMATS), default="export", help="export: a .pt2 file (default); onnx: an .onnx file")
     parser.add_argument("-o", "--output", help="the file to write (default: next to the checkpoint, .pt2 or .onnx)")
     # A .pt2 file runs on the device it was exported on: the CPU, unless asked, runs anywhere.
     parser.set_defaults(device="cpu")
