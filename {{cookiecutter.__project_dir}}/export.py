@@ -24,7 +24,12 @@ def main(argv=None) -> int:
         "the checkpoint (.pth) to export",
         "config file to take the model and the example data from (default: the checkpoint's)",
     )
-    parser.add_argument("--format", choices=sorted(exporting.FORMATS), default="export", help="export: a .pt2 file (default); onnx: an .onnx file")
+    parser.add_argument(
+        "--format",
+        choices=sorted(exporting.FORMATS),
+        default="export",
+        help="export: a .pt2 file (default); onnx: an .onnx file",
+    )
     parser.add_argument("-o", "--output", help="the file to write (default: next to the checkpoint, .pt2 or .onnx)")
     # A .pt2 file runs on the device it was exported on: the CPU, unless asked, runs anywhere.
     parser.set_defaults(device="cpu")
