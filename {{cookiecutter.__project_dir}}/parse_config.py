@@ -8,7 +8,8 @@ reading and the rule checks are in utils/config_checks.py, the names are resolve
 section `{"type": NAME, "args": {...}}` names a class defined in any file of its folder (arch:
 model/, data_loader: data_loader/, trainer.type: trainer/, trackers: logger/), a torch.optim
 optimizer or scheduler, or anything importable by a dotted path (torchvision.models.resnet18).
-`loss` and `metrics` name functions of model/loss.py and model/metric.py, or dotted paths.
+`loss` and `metrics` name functions of model/loss.py and model/metric.py, or dotted paths; a
+metric may also be a class (an epoch-level metric), built from `{"type": NAME, "args": {...}}`.
 
 `python parse_config.py config.json` checks a config file against the schema alone (no torch).
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from utils.config_checks import check_arguments, check_is_mapping, check_schema, load_config, no_addresses, set_by_path
 from utils.errors import ConfigError, did_you_mean, first_line, is_project_module, is_user_bug, report
+from utils.metrics import check_metrics, metric_name
 
 logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -65,8 +67,9 @@ def catalog(key: str) -> dict:
     abstract = (base_class, _import("base:BaseModel") if key == "arch" else None)  # not to be named
 
     def wanted(obj, module) -> bool:
-        if base_class is None:  # loss and metrics: functions defined in that module
-            return inspect.isfunction(obj) and obj.__module__ == module.__name__
+        if base_class is None:  # loss and metrics: functions (and metric classes) defined in that module
+            kind = inspect.isfunction(obj) or (key == "metrics" and inspect.isclass(obj))
+            return kind and obj.__module__ == module.__name__
         defined = getattr(obj, "__module__", None) == module.__name__ or not place.endswith("/")  # not imported
         return isinstance(obj, type) and issubclass(obj, base_class) and defined and not any(obj is a for a in abstract)
 
@@ -147,7 +150,8 @@ class ConfigParser(dict):
         for key in sections[:-1]:  # (the trainer's arguments are the code's)
             check_arguments(key, self.targets[key], config[key].get("args", {}))
         self.loss = look_up("loss", config["loss"], "loss")
-        self.metrics = [look_up("metrics", metric, f"metrics[{i}]") for i, metric in enumerate(config["metrics"])]
+        self.metrics = [self._metric(f"metrics[{i}]", entry, look_up) for i, entry in enumerate(config["metrics"])]
+        check_metrics(self.metrics, config["metrics"])
         self.trackers = []
         for i, section in enumerate(config["trackers"]):
             self.trackers.append(look_up("trackers", section["type"], f"trackers[{i}].type"))
@@ -189,11 +193,21 @@ class ConfigParser(dict):
         sections = enumerate(zip(self.trackers, self["trackers"], strict=True))
         return [_build(f"trackers[{i}]", section, target) for i, (target, section) in sections]
 
+    @staticmethod
+    def _metric(where: str, entry, look_up):
+        """A batch-mean function as it is; a class (an epoch-level metric) built, with the entry's args."""
+        section = {"type": entry} if isinstance(entry, str) else entry
+        target = look_up("metrics", section["type"], f"{where}.type" if section is entry else where)
+        if isinstance(entry, str) and not inspect.isclass(target):
+            return target
+        check_arguments(where, target, section.get("args", {}))
+        return _build(where, section, target)
+
     def _check_monitor(self) -> None:
         monitor, scheduler = self["trainer"]["monitor"], self.get("lr_scheduler") or {}
         if monitor == "off":
             return
-        names = ["loss", *(fn.__name__ for fn in self.metrics), *getattr(self.targets["trainer"], "extra_metrics", ())]
+        names = ["loss", *map(metric_name, self.metrics), *getattr(self.targets["trainer"], "extra_metrics", ())]
         names += ["grad_norm"] if self["trainer"]["clip_grad_norm"] else []
         split = self["data_loader"].get("args", {}).get("validation_split", 0)
         choices = names + [f"val_{n}" for n in names] if split else names

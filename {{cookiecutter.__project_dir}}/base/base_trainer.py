@@ -61,7 +61,7 @@ class BaseTrainer:
         self.not_improved_count, self.epochs_done, self.global_step = 0, 0, 0
         self.samples_done = 0  # into the current epoch, over all processes: non-zero after a mid-epoch resume
         self.limit_batches: int | None = None  # the smoke run trains and validates only this many batches
-        self.train_metrics, self.guard = MetricTracker(), RunGuard(device)
+        self.train_metrics, self.guard = MetricTracker(metric_ftns), RunGuard(device)
         self.checkpoints = CheckpointWriter(keep_last=settings["keep_last"])
         self.run_dir: Path | None = None
         recorded = [CSVTracker(), EnvironmentRecord(), Curves()]  # metrics.csv, environment.json, curves.png
@@ -196,7 +196,7 @@ class BaseTrainer:
         """Average loss and metrics of `validation_step` over `loader`, over all processes."""
         runtime.broadcast_buffers(self.raw_model)  # every process validates the weights that get saved
         self.model.eval()
-        metrics = MetricTracker()
+        metrics = MetricTracker(self.metric_ftns)
         for batch in progress(loader, "evaluate", limit_batches):
             with self.autocast():
                 result = as_step_result(self.validation_step(to_device(batch, self.device)))
@@ -209,9 +209,7 @@ class BaseTrainer:
             if key not in ("output", "target"):
                 tracker.update(key, value, n)
         if "output" in result and "target" in result:
-            output = result["output"].detach()
-            for fn in self.metric_ftns:
-                tracker.update(fn.__name__, fn(output, result["target"]), n)
+            tracker.update_metrics(result["output"].detach(), result["target"], n)
 
     def autocast(self):
         """Mixed precision for the forward pass and loss, when `trainer.amp` asks for it."""
@@ -318,9 +316,7 @@ class BaseTrainer:
         self.epochs_done, self.global_step = checkpoint["epoch"], checkpoint["global_step"]
         self.samples_done = checkpoint["samples_done"]
         if self.samples_done and checkpoint["config"]["metrics"] == self.config["metrics"]:
-            sums = checkpoint["train_metrics"]  # global sums: the main process alone carries them on
-            zeros = {key: dict.fromkeys(value, 0.0) for key, value in sums.items()}
-            self.train_metrics.load_state_dict(sums if runtime.is_main() else zeros)
+            self.train_metrics.load_state_dict(checkpoint["train_metrics"])
         if checkpoint["monitor"] == self.settings["monitor"]:  # a changed monitor starts afresh
             self.monitor_best, self.not_improved_count = checkpoint["monitor_best"], checkpoint["not_improved_count"]
         runtime.restore_random_states(checkpoint["rng"], self.device, self.config["seed"] + self.global_step)

@@ -15,21 +15,32 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from utils import runtime
+from utils.metrics import EpochMetrics, is_epoch_metric
 
 
 class MetricTracker:
-    """Sample-weighted running averages, summed on the device and read back once, in `result()`.
+    """Sample-weighted running averages, summed on the device and read back once, in `result()`,
+    and the epoch-level metrics among `metrics` (utils/metrics.py), which compute once.
 
     Reading a value at every step would stall a GPU. Under torchrun, sums and counts are added up
     over all processes first, so every process reports the same global averages.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metrics=()) -> None:
+        self.batch_means = [metric for metric in metrics if not is_epoch_metric(metric)]
+        self.epoch_metrics = EpochMetrics(metrics)
         self.reset()
 
     def reset(self) -> None:
         self._sums: dict[str, torch.Tensor | float] = {}
         self._counts: dict[str, float] = {}
+        self.epoch_metrics.reset()
+
+    def update_metrics(self, output: torch.Tensor, target: torch.Tensor, n: int) -> None:
+        """Add a batch of `n` samples to every metric."""
+        for fn in self.batch_means:
+            self.update(fn.__name__, fn(output, target), n)
+        self.epoch_metrics.update(output, target)
 
     def update(self, key: str, value: torch.Tensor | float, n: int = 1) -> None:
         """Add a batch mean `value` computed over `n` samples."""
@@ -52,15 +63,23 @@ class MetricTracker:
         return {key: (totals[i], totals[len(sums) + i]) for i, key in enumerate(self._sums)}
 
     def state_dict(self) -> dict:
-        """Global sums and counts so far, for a mid-epoch checkpoint (call on every process)."""
+        """Global sums and counts so far, and the epoch-level metrics' global states, for a
+        mid-epoch checkpoint (call on every process)."""
         totals = self._totals()
-        return {"sums": {k: s for k, (s, _) in totals.items()}, "counts": {k: c for k, (_, c) in totals.items()}}
+        sums, counts = {k: s for k, (s, _) in totals.items()}, {k: c for k, (_, c) in totals.items()}
+        return {"sums": sums, "counts": counts, "states": self.epoch_metrics.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self._sums, self._counts = dict(state["sums"]), dict(state["counts"])
+        """Continue from `state_dict()`'s global sums: under torchrun, the main process carries
+        them on and the others start from zero, so that they are counted once."""
+        main = runtime.is_main()
+        self._sums = {key: value if main else 0.0 for key, value in state["sums"].items()}
+        self._counts = {key: value if main else 0.0 for key, value in state["counts"].items()}
+        self.epoch_metrics.load_state_dict(state.get("states", {}), carry_on=main)  # (earlier versions: none)
 
     def result(self) -> dict[str, float]:
-        return {key: total / count for key, (total, count) in self._totals().items() if count > 0}
+        means = {key: total / count for key, (total, count) in self._totals().items() if count > 0}
+        return {**means, **self.epoch_metrics.result()}
 
 
 def as_step_result(value) -> dict:

@@ -181,9 +181,18 @@ def check_resumable(source, checkpoint: dict, fresh: dict, param_shapes: list) -
         raise CheckpointError(f"{where}: 'optimizer' should be an optimizer's state_dict")
     if checkpoint["samples_done"] and not metrics:
         raise CheckpointError(f"{where} stops mid-epoch but holds no 'train_metrics' to continue it")
-    sums, counts = metrics.get("sums"), metrics.get("counts")
-    if metrics and not (len(metrics) == 2 and _numbers(sums) and _numbers(counts) and sums.keys() == counts.keys()):
+    sums, counts, states = metrics.get("sums"), metrics.get("counts"), metrics.get("states", {})
+    if metrics and not (
+        metrics.keys() <= {"sums", "counts", "states"}
+        and _numbers(sums)
+        and _numbers(counts)
+        and sums.keys() == counts.keys()
+    ):
         raise CheckpointError(f"{where}: 'train_metrics' should be 'sums' and 'counts' of numbers, by the same keys")
+    if not (isinstance(states, dict) and all(_tensors(state) for state in states.values())):  # (earlier versions: none)
+        raise CheckpointError(
+            f"{where}: 'train_metrics' 'states' should map each epoch-level metric to a state_dict() of tensors"
+        )
     best = checkpoint["monitor_best"]  # restored under the same monitor only; a fresh one holds ±inf (off: nan)
     if checkpoint["monitor"] == fresh["monitor"] and not _finite(best) and repr(best) != repr(fresh["monitor_best"]):
         raise CheckpointError(f"{where}: 'monitor_best' should be a finite number, not {best}")
@@ -206,6 +215,12 @@ def _finite(value) -> bool:
 
 def _numbers(value) -> bool:
     return isinstance(value, dict) and all(isinstance(number, int | float) for number in value.values())
+
+
+def _tensors(value) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(t, torch.Tensor) for key, t in value.items()
+    )
 
 
 def _fits(saved, fresh) -> bool:

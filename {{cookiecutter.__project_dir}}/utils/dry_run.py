@@ -22,6 +22,7 @@ import torch
 
 from utils.batches import as_step_result, to_device
 from utils.errors import ConfigError, UserError, first_line, is_user_bug
+from utils.metrics import EpochMetrics, is_epoch_metric
 
 
 def check(trainer) -> None:
@@ -59,11 +60,12 @@ def _one_step(trainer, batch) -> None:
         with trainer.autocast():
             result = as_step_result(trainer.training_step(to_device(batch, trainer.device)))
         if "output" in result and "target" in result:
-            for fn, name in zip(trainer.metric_ftns, config.get("metrics", []), strict=False):
+            for metric, name in zip(trainer.metric_ftns, config.get("metrics", []), strict=False):
                 try:
-                    fn(result["output"].detach(), result["target"])
+                    _try_metric(metric, result["output"].detach(), result["target"], trainer.guard.distributed)
                 except Exception as exc:
                     _raise_if_bug(exc)
+                    name = name if isinstance(name, str) else name.get("type")
                     raise ConfigError(f"config key 'metrics' ({name}): {first_line(exc)}") from None
         result["loss"].backward()
     except Exception as exc:  # (a ConfigError raised above goes on as it is: _raise_if_bug re-raises it)
@@ -75,6 +77,18 @@ def _one_step(trainer, batch) -> None:
         with torch.no_grad():
             for buffer, saved in zip(model.buffers(), buffers, strict=True):
                 buffer.copy_(saved)
+
+
+def _try_metric(metric, output: torch.Tensor, target: torch.Tensor, distributed: bool) -> None:
+    """Call a batch-mean metric; give a copy of an epoch-level one the batch, then compute it
+    (alone only: a torchmetrics Metric would wait for the other processes)."""
+    if not is_epoch_metric(metric):
+        metric(output, target)
+        return
+    epoch_metrics = EpochMetrics([metric])
+    epoch_metrics.update(output, target)
+    if not distributed:
+        epoch_metrics.result()
 
 
 def _step_message(exc: Exception, trainer) -> str:

@@ -1,0 +1,121 @@
+"""Epoch-level metrics: objects that accumulate over an epoch and compute their value once.
+
+The config's `metrics` name functions `fn(output, target) -> batch mean`, averaged over the
+epoch's samples by `utils.batches.MetricTracker`, or epoch-level metrics: objects with
+
+    update(output, target)   add a batch (on the device: no sync)
+    compute()                the value of everything added since reset(): a number or a 1-element tensor
+    reset()                  forget it all
+    state_dict()             what was added, as tensors that ADD UP over processes (counts, sums,
+                             a confusion matrix): under torchrun they are summed over processes
+                             before compute(), and they are saved in mid-epoch checkpoints
+    load_state_dict(state)   put such a state back (its tensors may be on the CPU)
+
+A torchmetrics `Metric` fits as it is: its state_dict() holds no states (unless made persistent,
+which would count the other processes twice), and its compute() syncs over processes itself; its
+partial epoch is not saved in a mid-epoch checkpoint.
+"""
+
+import copy
+import inspect
+
+import torch
+
+from utils import runtime
+from utils.errors import CheckpointError, ConfigError
+
+PROTOCOL = ("update", "compute", "reset", "state_dict", "load_state_dict")
+PROTOCOL_TEXT = "update(output, target), compute(), reset(), state_dict() and load_state_dict(state)"
+
+
+def is_epoch_metric(metric) -> bool:
+    """Whether `metric` is an object, not a batch-mean function."""
+    return not (inspect.isfunction(metric) or inspect.isbuiltin(metric) or inspect.ismethod(metric))
+
+
+def metric_name(metric) -> str:
+    """The key a metric is logged under: its function's or its class's name."""
+    return type(metric).__name__ if is_epoch_metric(metric) else metric.__name__
+
+
+def check_metrics(metrics: list, entries: list) -> None:
+    """One line naming the config entry of a metric object that misses part of the protocol, or
+    of a second metric logged under the same name."""
+    names: dict[str, int] = {}
+    for i, (metric, entry) in enumerate(zip(metrics, entries, strict=True)):
+        name = metric_name(metric)
+        missing = [method for method in PROTOCOL if not callable(getattr(metric, method, None))]
+        if is_epoch_metric(metric) and missing:
+            made = f"{entry if isinstance(entry, str) else entry.get('type')} made a {name}, which"
+            raise ConfigError(
+                f"config key 'metrics[{i}]': {made} has no {', '.join(f'{m}()' for m in missing)}; "
+                f"an epoch-level metric needs {PROTOCOL_TEXT} (README: Epoch-level metrics)"
+            )
+        if name in names:
+            raise ConfigError(
+                f"config key 'metrics[{i}]': logged as {name!r}, like metrics[{names[name]}]; name each metric once"
+            )
+        names[name] = i
+
+
+class EpochMetrics:
+    """Fresh copies of the epoch-level metrics among `metrics` (the config's prototypes stay
+    untouched), updated with every batch and computed over all processes."""
+
+    def __init__(self, metrics=()) -> None:
+        self.metrics = {metric_name(m): copy.deepcopy(m) for m in metrics if is_epoch_metric(m)}
+        self._device: torch.device | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        for metric in self.metrics.values():
+            metric.reset()
+
+    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        if self.metrics and output.device != self._device:
+            self._device = output.device
+            for metric in self.metrics.values():  # a torchmetrics Metric keeps its states where the module is
+                if isinstance(metric, torch.nn.Module):
+                    metric.to(output.device)
+        for metric in self.metrics.values():
+            metric.update(output, target)
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Every metric's state summed over all processes (a collective under torchrun: call it on every process)."""
+        return {name: _summed(metric.state_dict()) for name, metric in self.metrics.items()}
+
+    def load_state_dict(self, states: dict, carry_on: bool = True) -> None:
+        """Restore global states saved by `state_dict()` into this process if it `carry_on` (the
+        main one under torchrun, so that they are counted once); else start from nothing."""
+        self.reset()
+        for name, state in states.items() if carry_on else ():
+            if name in self.metrics:
+                try:
+                    self.metrics[name].load_state_dict(state)
+                except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+                    raise CheckpointError(
+                        f"the checkpoint's 'train_metrics' state of {name} does not fit: {exc}"
+                    ) from None
+
+    def result(self) -> dict[str, float]:
+        """Every metric's value over all processes' batches (a collective under torchrun)."""
+        values = {}
+        for name, metric in self.metrics.items():
+            local = {key: value.clone() for key, value in metric.state_dict().items()}
+            summed = bool(local) and runtime.world_size() > 1
+            if summed:
+                metric.load_state_dict(_summed(local))
+            value = metric.compute()
+            if summed:  # back to this process's own share: the epoch may go on
+                metric.load_state_dict(local)
+            if isinstance(value, torch.Tensor) and value.numel() != 1:
+                raise ConfigError(
+                    f"config key 'metrics': {name}.compute() returned {value.numel()} values; a metric is one number "
+                    "(a torchmetrics metric: average='macro', say)"
+                )
+            values[name] = float(value)
+        return values
+
+
+def _summed(state: dict) -> dict[str, torch.Tensor]:
+    return {key: runtime.all_reduce(torch.as_tensor(value).clone()) for key, value in state.items()}
