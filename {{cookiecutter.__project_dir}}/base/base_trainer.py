@@ -316,7 +316,7 @@ class BaseTrainer:
         self.epochs_done, self.global_step = checkpoint["epoch"], checkpoint["global_step"]
         self.samples_done = checkpoint["samples_done"]
         if self.samples_done and checkpoint["config"]["metrics"] == self.config["metrics"]:
-            self.train_metrics.load_state_dict(checkpoint["train_metrics"])
+            self.train_metrics.load_state_dict(checkpoint["train_metrics"], source)
         if checkpoint["monitor"] == self.settings["monitor"]:  # a changed monitor starts afresh
             self.monitor_best, self.not_improved_count = checkpoint["monitor_best"], checkpoint["not_improved_count"]
         runtime.restore_random_states(checkpoint["rng"], self.device, self.config["seed"] + self.global_step)

@@ -56,6 +56,43 @@ def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (output.argmax(dim=1) == target).float().mean()
 
 
+class BalancedAccuracy:
+    """The tests' epoch-level metric: the recall of each class, averaged over the classes seen.
+    Averaged over batches instead, it would change with the batch size."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.hits = self.seen = None  # per class: samples predicted right, samples
+
+    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        classes = output.shape[1]
+        hits = torch.bincount(target[output.argmax(dim=1) == target], minlength=classes)
+        seen = torch.bincount(target, minlength=classes)
+        if self.hits is not None:  # (a restored state is on the CPU)
+            hits, seen = hits + self.hits.to(hits.device), seen + self.seen.to(seen.device)
+        self.hits, self.seen = hits, seen
+
+    def compute(self) -> torch.Tensor:
+        present = self.seen > 0
+        return (self.hits[present].double() / self.seen[present]).mean()
+
+    def state_dict(self) -> dict:
+        return {} if self.hits is None else {"hits": self.hits, "seen": self.seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state and not (state["hits"].shape == state["seen"].shape and not state["hits"].is_floating_point()):
+            raise ValueError("hits and seen should be integer counts of as many classes")
+        self.hits, self.seen = state.get("hits"), state.get("seen")
+
+
+class WithoutCompute(BalancedAccuracy):
+    """A metric object that forgot compute(): the config check names it."""
+
+    compute = None
+
+
 class StepOnlyTrainer(BaseTrainer):
     """A user's trainer that overrides `training_step` alone: no metrics from output and target,
     but a scalar of its own. The loop must keep every guarantee for it too."""

@@ -123,6 +123,11 @@ CASES = {
         False,
     ),
     "metric-sum-as-text": (mid_epoch({"sums": {"loss": "1"}, "counts": {"loss": 64}}), "'train_metrics'", False),
+    "epoch-metric-state-not-tensors": (
+        mid_epoch({**METRIC_SUMS, "states": {"BalancedAccuracy": {"hits": [1, 2]}}}),
+        "'train_metrics' 'states' should map each epoch-level metric to a state_dict() of tensors",
+        False,
+    ),
 }
 
 

@@ -121,6 +121,30 @@ CASES = [
     ("metric-name", edit("metrics", ["tests.parts.accuracy", "top_k"]), [], "'metrics[1]': unknown name 'top_k'"),
     ("metrics-string", edit("metrics", "accuracy"), [], "config key 'metrics': got 'accuracy'"),
     (
+        "metric-without-compute",
+        edit("metrics", ["tests.parts.accuracy", "tests.parts.WithoutCompute"]),
+        [],
+        "'metrics[1]': tests.parts.WithoutCompute made a WithoutCompute, which has no compute()",
+    ),
+    (
+        "metric-entry-key",
+        edit("metrics", [{"type": "tests.parts.BalancedAccuracy", "arg": {}}]),
+        [],
+        "config key 'metrics[0]': got {'type': 'tests.parts.BalancedAccuracy', 'arg': {}}, expected a non-empty string",
+    ),
+    (
+        "metric-class-arg",
+        edit("metrics", [{"type": "tests.parts.BalancedAccuracy", "args": {"classes": 3}}]),
+        [],
+        "'metrics[0].args.classes': BalancedAccuracy has no argument 'classes'",
+    ),
+    (
+        "metric-twice",
+        edit("metrics", ["tests.parts.BalancedAccuracy", {"type": "tests.parts.BalancedAccuracy"}]),
+        [],
+        "'metrics[1]': logged as 'BalancedAccuracy', like metrics[0]",
+    ),
+    (
         "trainer-type",
         edit("trainer.type", "Trainr"),
         [],

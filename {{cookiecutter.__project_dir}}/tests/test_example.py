@@ -9,7 +9,7 @@ import torch
 import train
 from data_loader.digits import DigitsDataLoader
 from model.loss import cross_entropy
-from model.metric import accuracy, top_k_acc
+from model.metric import MacroF1, accuracy, top_k_acc
 from model.model import SmallCNN
 from tests.helpers import PROJECT_DIR, config_for_tests
 
@@ -54,6 +54,40 @@ def test_metrics_on_a_known_batch():
     target = torch.tensor([1, 1, 0])
     assert abs(accuracy(output, target).item() - 1 / 3) < 1e-6
     assert abs(top_k_acc(output, target, k=2).item() - 2 / 3) < 1e-6
+
+
+def test_macro_f1_on_a_known_batch():
+    """MacroF1 averages the F1 of each class that occurs in the targets or the predictions, as
+    scikit-learn's f1_score(average="macro") does: here (1/2 + 2/3 + 4/5) / 3, class 3 left out."""
+    metric = MacroF1()
+    predicted, target = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([0, 1, 1, 2, 2, 0])
+    metric.update(torch.nn.functional.one_hot(predicted, 4).float(), target)
+    assert metric.compute().item() == pytest.approx((1 / 2 + 2 / 3 + 4 / 5) / 3, abs=1e-12)
+
+
+def test_macro_f1_is_the_same_in_batches_of_2_and_in_one_batch():
+    """MacroF1 counts every sample into one confusion matrix: its value is the dataset's, not a
+    mean over batches, so batches of 2 give exactly the value of all samples at once."""
+    torch.manual_seed(0)
+    output, target = torch.randn(101, 10), torch.randint(0, 10, (101,))
+    whole, pairs = MacroF1(), MacroF1()
+    whole.update(output, target)
+    for i in range(0, len(target), 2):
+        pairs.update(output[i : i + 2], target[i : i + 2])
+    assert torch.equal(whole.compute(), pairs.compute())
+    restored = MacroF1()  # (what a mid-epoch checkpoint holds, put back)
+    restored.load_state_dict(pairs.state_dict())
+    assert torch.equal(restored.compute(), whole.compute())
+
+
+def test_macro_f1_agrees_with_torchmetrics():
+    torchmetrics = pytest.importorskip("torchmetrics")
+    torch.manual_seed(0)
+    output, target = torch.randn(500, 10), torch.randint(0, 10, (500,))
+    ours, theirs = MacroF1(), torchmetrics.classification.MulticlassF1Score(num_classes=10, average="macro")
+    ours.update(output, target)
+    theirs.update(output, target)
+    assert ours.compute().item() == pytest.approx(theirs.compute().item(), abs=1e-6)
 
 
 @pytest.mark.parametrize(

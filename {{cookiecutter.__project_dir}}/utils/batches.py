@@ -69,13 +69,13 @@ class MetricTracker:
         sums, counts = {k: s for k, (s, _) in totals.items()}, {k: c for k, (_, c) in totals.items()}
         return {"sums": sums, "counts": counts, "states": self.epoch_metrics.state_dict()}
 
-    def load_state_dict(self, state: dict) -> None:
-        """Continue from `state_dict()`'s global sums: under torchrun, the main process carries
-        them on and the others start from zero, so that they are counted once."""
+    def load_state_dict(self, state: dict, source="") -> None:
+        """Continue from `state_dict()`'s global sums (of checkpoint `source`): under torchrun, the
+        main process carries them on and the others start from zero, so that they are counted once."""
         main = runtime.is_main()
         self._sums = {key: value if main else 0.0 for key, value in state["sums"].items()}
         self._counts = {key: value if main else 0.0 for key, value in state["counts"].items()}
-        self.epoch_metrics.load_state_dict(state.get("states", {}), carry_on=main)  # (earlier versions: none)
+        self.epoch_metrics.load_state_dict(state.get("states", {}), main, source)  # (earlier versions: none)
 
     def result(self) -> dict[str, float]:
         means = {key: total / count for key, (total, count) in self._totals().items() if count > 0}

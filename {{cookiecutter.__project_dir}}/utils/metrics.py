@@ -84,18 +84,18 @@ class EpochMetrics:
         """Every metric's state summed over all processes (a collective under torchrun: call it on every process)."""
         return {name: _summed(metric.state_dict()) for name, metric in self.metrics.items()}
 
-    def load_state_dict(self, states: dict, carry_on: bool = True) -> None:
+    def load_state_dict(self, states: dict, carry_on: bool = True, source="") -> None:
         """Restore global states saved by `state_dict()` into this process if it `carry_on` (the
-        main one under torchrun, so that they are counted once); else start from nothing."""
+        main one under torchrun, so that they are counted once); else start from nothing. A state
+        that a metric refuses is one line naming checkpoint `source`."""
         self.reset()
         for name, state in states.items() if carry_on else ():
             if name in self.metrics:
                 try:
                     self.metrics[name].load_state_dict(state)
                 except (ValueError, TypeError, KeyError, RuntimeError) as exc:
-                    raise CheckpointError(
-                        f"the checkpoint's 'train_metrics' state of {name} does not fit: {exc}"
-                    ) from None
+                    where = f"checkpoint '{source}'" if source else "the checkpoint"
+                    raise CheckpointError(f"{where}: 'train_metrics' state of {name} does not fit: {exc}") from None
 
     def result(self) -> dict[str, float]:
         """Every metric's value over all processes' batches (a collective under torchrun)."""
