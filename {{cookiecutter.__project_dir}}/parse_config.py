@@ -24,9 +24,17 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from utils.config_checks import check_arguments, check_is_mapping, check_schema, load_config, no_addresses, set_by_path
+from utils.config_checks import (
+    check_arguments,
+    check_is_mapping,
+    check_metrics,
+    check_schema,
+    load_config,
+    metric_name,
+    no_addresses,
+    set_by_path,
+)
 from utils.errors import ConfigError, did_you_mean, first_line, is_project_module, is_user_bug, report
-from utils.metrics import check_metrics, metric_name
 
 logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent

@@ -15,7 +15,8 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from utils import runtime
-from utils.metrics import EpochMetrics, is_epoch_metric
+from utils.config_checks import is_epoch_metric
+from utils.metrics import EpochMetrics
 
 
 class MetricTracker:

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from utils.batches import as_step_result, to_device
+from utils.config_checks import is_epoch_metric
 from utils.errors import ConfigError, UserError, first_line, is_user_bug
-from utils.metrics import EpochMetrics, is_epoch_metric
+from utils.metrics import EpochMetrics
 
 
 def check(trainer) -> None:

@@ -17,45 +17,12 @@ partial epoch is not saved in a mid-epoch checkpoint.
 """
 
 import copy
-import inspect
 
 import torch
 
 from utils import runtime
+from utils.config_checks import is_epoch_metric, metric_name
 from utils.errors import CheckpointError, ConfigError
-
-PROTOCOL = ("update", "compute", "reset", "state_dict", "load_state_dict")
-PROTOCOL_TEXT = "update(output, target), compute(), reset(), state_dict() and load_state_dict(state)"
-
-
-def is_epoch_metric(metric) -> bool:
-    """Whether `metric` is an object, not a batch-mean function."""
-    return not (inspect.isfunction(metric) or inspect.isbuiltin(metric) or inspect.ismethod(metric))
-
-
-def metric_name(metric) -> str:
-    """The key a metric is logged under: its function's or its class's name."""
-    return type(metric).__name__ if is_epoch_metric(metric) else metric.__name__
-
-
-def check_metrics(metrics: list, entries: list) -> None:
-    """One line naming the config entry of a metric object that misses part of the protocol, or
-    of a second metric logged under the same name."""
-    names: dict[str, int] = {}
-    for i, (metric, entry) in enumerate(zip(metrics, entries, strict=True)):
-        name = metric_name(metric)
-        missing = [method for method in PROTOCOL if not callable(getattr(metric, method, None))]
-        if is_epoch_metric(metric) and missing:
-            made = f"{entry if isinstance(entry, str) else entry.get('type')} made a {name}, which"
-            raise ConfigError(
-                f"config key 'metrics[{i}]': {made} has no {', '.join(f'{m}()' for m in missing)}; "
-                f"an epoch-level metric needs {PROTOCOL_TEXT} (README: Epoch-level metrics)"
-            )
-        if name in names:
-            raise ConfigError(
-                f"config key 'metrics[{i}]': logged as {name!r}, like metrics[{names[name]}]; name each metric once"
-            )
-        names[name] = i
 
 
 class EpochMetrics:
