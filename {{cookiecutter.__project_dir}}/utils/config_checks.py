@@ -201,7 +201,7 @@ def check_arguments(where: str, target, args: dict, args_at: str = "") -> None:
             raise ConfigError(f"config key '{args_at}': {title}: {first_line(exc)}") from None
         raise ConfigError(
             f"config key '{args_at}.{name}': {title} has no argument {name!r}{did_you_mean(name, accepted)}; "
-            f"it accepts: {', '.join(accepted)}"
+            f"it accepts: {', '.join(accepted) or 'no arguments'}"
         ) from None
     empty = inspect.Parameter.empty
     missing = [n for n in accepted if signature.parameters[n].default is empty and n not in args]
