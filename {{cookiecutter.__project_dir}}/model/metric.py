@@ -11,16 +11,31 @@ once per epoch, which keeps the GPU from waiting on every batch.
 
 import torch
 
+from utils.errors import ConfigError
+
 
 def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Fraction of samples whose highest-scoring class is the target."""
+    check_class_scores("accuracy", output, target)
     return (output.argmax(dim=1) == target).float().mean()
 
 
 def top_k_acc(output: torch.Tensor, target: torch.Tensor, k: int = 3) -> torch.Tensor:
     """Fraction of samples whose target is among the `k` highest-scoring classes."""
+    check_class_scores("top_k_acc", output, target)
     top_k = output.topk(min(k, output.shape[1]), dim=1).indices
     return (top_k == target.unsqueeze(1)).any(dim=1).float().mean()
+
+
+def check_class_scores(metric: str, output: torch.Tensor, target: torch.Tensor) -> None:
+    """These metrics read scores of shape (batch, classes) and class indices: a model of another
+    task (a regression's one value per sample) gets one line before training, not a traceback."""
+    if output.dim() != 2 or target.dim() != 1 or target.is_floating_point():
+        raise ConfigError(
+            f"config key 'metrics': {metric} needs class scores of shape (batch, classes) and class-index "
+            f"targets, got outputs of shape {tuple(output.shape)} and {target.dtype} targets; remove it from "
+            "metrics for this model"
+        )
 
 
 class MacroF1:
@@ -35,6 +50,7 @@ class MacroF1:
         self.confusion: torch.Tensor | None = None  # [target class, predicted class] -> samples
 
     def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        check_class_scores("MacroF1", output, target)
         classes = output.shape[1]
         pairs = target.long() * classes + output.argmax(dim=1)
         counts = torch.bincount(pairs, minlength=classes * classes).view(classes, classes)
