@@ -63,11 +63,7 @@ def build(config: ConfigParser, device: torch.device, data_loader=None, tracking
     its config key; `tracking=False` leaves out the config's trackers (the smoke run's)."""
     data_loader = config.init_obj("data_loader") if data_loader is None else data_loader
     valid_data_loader = data_loader.split_validation()
-    model = config.init_obj("arch")
-    if not isinstance(model, torch.nn.Module):
-        made = type(model).__name__
-        raise ConfigError(f"config key 'arch.type': {config['arch']['type']} made a {made}, not a torch.nn.Module")
-    model = model.to(device)
+    model = build_model(config, device)
     logger.info("%s", model)
     dry_run.check_num_classes(data_loader, model)
     optimizer = config.init_obj("optimizer", optimizer_groups(model, config, config.targets["optimizer"]))
@@ -78,6 +74,15 @@ def build(config: ConfigParser, device: torch.device, data_loader=None, tracking
     )
     trainer.trackers.trackers += config.init_trackers() if tracking else []
     return trainer
+
+
+def build_model(config: ConfigParser, device: torch.device) -> torch.nn.Module:
+    """The model of config key `arch`, on `device` (test.py and predict.py load weights into it)."""
+    model = config.init_obj("arch")
+    if not isinstance(model, torch.nn.Module):
+        made = type(model).__name__
+        raise ConfigError(f"config key 'arch.type': {config['arch']['type']} made a {made}, not a torch.nn.Module")
+    return model.to(device)
 
 
 def fit(config: ConfigParser, device: torch.device, resume_path=None, checkpoint=None, callbacks=()) -> BaseTrainer:

@@ -29,7 +29,47 @@ class DigitsDataLoader(BaseDataLoader):
             )
         split = "train" if training else "test"
         with np.load(path) as arrays:
-            images = torch.from_numpy(arrays[f"x_{split}"]).float().div_(16.0).unsqueeze(1)
+            images = _scaled(torch.from_numpy(arrays[f"x_{split}"])).unsqueeze(1)
             labels = torch.from_numpy(arrays[f"y_{split}"]).long()
         super().__init__(TensorDataset(images, labels), batch_size, shuffle, validation_split, num_workers)
         self.classes = [str(digit) for digit in range(10)]
+
+    @staticmethod
+    def read_input(path) -> torch.Tensor:
+        """One digit for predict.py, as the data's samples look: an 8x8 (or 64-value) .npy array
+        of values 0..16 like digits.npz's, or an 8x8 image file, white on black, whose 0..255
+        grey levels are rounded to the data's 17 levels (0..16)."""
+        path = Path(path)
+        if path.suffix.lower() == ".npy":
+            try:
+                array = np.load(path, allow_pickle=False)
+            except ValueError:  # (numpy's wording: it "contains pickled data", which is never loaded)
+                raise DataError(f"cannot read {path}: not a .npy file of numbers") from None
+            except OSError as exc:
+                raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+            if not np.issubdtype(array.dtype, np.number) or array.size != 64:
+                raise DataError(f"{path} holds {array.dtype} values of shape {array.shape}; a digit is 8x8 numbers")
+            pixels = torch.from_numpy(array.astype(np.float32)).reshape(8, 8)
+        else:
+            grey = torch.from_numpy(_read_grey_image(path))
+            if grey.shape != (8, 8):
+                raise DataError(f"{path} is {grey.shape[1]}x{grey.shape[0]} pixels; the digits are 8x8 images")
+            pixels = grey.float().mul(16 / 255).round()
+        return _scaled(pixels).unsqueeze(0)
+
+
+def _scaled(pixels: torch.Tensor) -> torch.Tensor:
+    """Values 0..16 (as digits.npz holds them) as the model sees them: 0..1."""
+    return pixels.float().div(16.0)
+
+
+def _read_grey_image(path: Path) -> np.ndarray:
+    try:
+        from PIL import Image  # Pillow: only for image files (torchvision brings it; .npy needs none)
+    except ImportError:
+        raise DataError(f"reading {path} needs Pillow: pip install pillow, or give .npy arrays") from None
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("L"))
+    except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError
+        raise DataError(f"cannot read {path} as an image or a .npy array: {exc}") from None

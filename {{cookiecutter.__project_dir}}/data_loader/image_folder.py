@@ -20,6 +20,7 @@ from utils.errors import DataError
 
 # Channel statistics of ImageNet: a sound default for photos; recompute them for unusual images.
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGE_SIZE = 64
 SHAPE_NAMES = {3: "triangle", 4: "square", 5: "pentagon", 6: "hexagon", 7: "heptagon", 8: "octagon"}
 
 
@@ -31,17 +32,10 @@ class ImageFolderDataLoader(BaseDataLoader):
     """
 
     def __init__(
-        self, data_dir, batch_size, image_size=64, shuffle=True, validation_split=0.0, num_workers=0, training=True
+        self, data_dir, batch_size, image_size=IMAGE_SIZE, shuffle=True, validation_split=0.0, num_workers=0, training=True
     ):
         folder = Path(data_dir, "train" if training else "test")
-        plain = transforms.Compose(
-            [
-                transforms.Resize(image_size),
-                transforms.CenterCrop(image_size),
-                transforms.ToTensor(),
-                transforms.Normalize(MEAN, STD),
-            ]
-        )
+        plain = _plain_transform(image_size)
         augmented = transforms.Compose(
             [
                 transforms.RandomResizedCrop(image_size, scale=(0.7, 1.0)),
@@ -63,6 +57,12 @@ class ImageFolderDataLoader(BaseDataLoader):
         valid = _with_transform(dataset, plain) if training else None
         super().__init__(dataset, batch_size, shuffle, validation_split, num_workers, valid_dataset=valid)
         self.classes = classes
+
+    @staticmethod
+    def read_input(path, image_size: int = IMAGE_SIZE):
+        """One image file for predict.py, as test.py sees the test images: RGB, resized and
+        centre-cropped to `image_size` (data_loader.args.image_size), normalised."""
+        return _plain_transform(image_size)(_open_rgb(path))
 
     @staticmethod
     def write_sample(data_dir, num_classes: int = 3, per_class: int = 12, size: int = 24) -> None:
@@ -108,6 +108,18 @@ class ClassFolders(ImageFolder):
                 "every class needs training images"
             )
         return self.known_classes, {name: index for index, name in enumerate(self.known_classes)}
+
+
+def _plain_transform(image_size: int) -> transforms.Compose:
+    """How validation, test and predicted images are read: no augmentation."""
+    return transforms.Compose(
+        [
+            transforms.Resize(image_size),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+            transforms.Normalize(MEAN, STD),
+        ]
+    )
 
 
 def _corners(x: float, y: float, r: float, n: int) -> list[tuple[float, float]]:

@@ -8,8 +8,11 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
 from torch.utils.data import TensorDataset
 from torchvision.datasets import MNIST
+from torchvision.transforms.functional import pil_to_tensor
 
 from base import BaseDataLoader
 from utils.errors import DataError
@@ -44,11 +47,24 @@ class MnistDataLoader(BaseDataLoader):
                 f"the MNIST files in {raw.absolute()} are damaged (not in MNIST's IDX format); "
                 "delete them and run again to download them, or copy the original files there"
             ) from None
-        images = mnist.data.float().div_(255).sub_(MEAN).div_(STD).unsqueeze(1)
+        images = _normalised(mnist.data).unsqueeze(1)
         super().__init__(
             TensorDataset(images, mnist.targets.long()), batch_size, shuffle, validation_split, num_workers
         )
         self.classes = [str(digit) for digit in range(10)]
+
+    @staticmethod
+    def read_input(path) -> torch.Tensor:
+        """One image file for predict.py, as the data's images look: 28x28 pixels, grey (a colour
+        image is converted), a white digit on black, normalised as the data is."""
+        try:
+            with Image.open(path) as image:
+                grey = pil_to_tensor(image.convert("L"))
+        except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError
+            raise DataError(f"cannot read image {path}: {exc}") from None
+        if grey.shape != (1, 28, 28):
+            raise DataError(f"{path} is {grey.shape[2]}x{grey.shape[1]} pixels; MNIST's images are 28x28")
+        return _normalised(grey)
 
     @staticmethod
     def write_sample(data_dir: str | Path, train: int = 96, test: int = 32) -> None:
@@ -62,6 +78,11 @@ class MnistDataLoader(BaseDataLoader):
             # IDX format: a magic number giving the element type and rank, the sizes, then the bytes.
             (raw / f"{split}-images-idx3-ubyte").write_bytes(_idx_header(0x0803, images.shape) + images.tobytes())
             (raw / f"{split}-labels-idx1-ubyte").write_bytes(_idx_header(0x0801, labels.shape) + labels.tobytes())
+
+
+def _normalised(pixels: torch.Tensor) -> torch.Tensor:
+    """Grey levels 0..255 as the model sees them: scaled to [0, 1], then MNIST's mean and std."""
+    return pixels.float().div_(255).sub_(MEAN).div_(STD)
 
 
 def _extract_gz_files(raw: Path) -> None:

@@ -45,14 +45,18 @@ def checkpoint_name(epoch: int, step: int | None = None) -> str:
 
 
 def save_checkpoint(state: dict | bytes, path: Path) -> None:
-    """Write `state` (or its bytes) to `path` atomically: a crash at any moment leaves the old file.
+    """Write `state` (or its bytes) to `path` atomically: a crash at any moment leaves the old file."""
+    write_atomically(state if isinstance(state, bytes) else serialize(state), path)
+
+
+def write_atomically(data: bytes, path: Path) -> None:
+    """Write `data` to `path` so that it is either complete or absent (the old file stays).
 
     The temporary file lives in the target folder, because a rename across filesystems is not
     atomic (and fails); fsync makes the data durable before the rename makes it visible.
     """
     path = Path(path)
-    data = state if isinstance(state, bytes) else serialize(state)
-    tmp_name = path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}.pth"
+    tmp_name = path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}{path.suffix or '.tmp'}"
     try:
         with open(tmp_name, "xb") as file:  # unlike mkstemp's 0600, permissions follow the umask
             file.write(data)
@@ -347,11 +351,15 @@ def run_checkpoints(folder: Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
-def find_latest(runs: Path) -> tuple[Path, dict]:
-    """The most trained loadable checkpoint of the newest run under `runs` (save_dir/name)."""
-    candidates = [p for run in Path(runs).glob("*") if run.is_dir() for p in run_checkpoints(run)[::-1]]
+def find_latest(runs: Path, best: bool = False) -> tuple[Path, dict]:
+    """The most trained loadable checkpoint of the newest run under `runs` (save_dir/name); with
+    `best`, that run's model_best.pth if it loads (test.py and predict.py's `-r auto`)."""
+    candidates = []
+    for run in (folder for folder in Path(runs).glob("*") if folder.is_dir()):
+        best_file = run / "model_best.pth"
+        candidates += [best_file] * (best and best_file.is_file()) + run_checkpoints(run)[::-1]
     if not candidates:
-        raise CheckpointError(f"--resume auto: no checkpoint under '{runs}'; start a run with -c first")
+        raise CheckpointError(f"--resume auto: no checkpoint under '{runs}'; train one first with train.py -c")
     newest_run = max(candidates, key=lambda p: p.stat().st_mtime).parent  # by its last checkpoint
     problems = []
     for path in [p for p in candidates if p.parent == newest_run]:
