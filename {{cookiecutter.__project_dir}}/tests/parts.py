@@ -37,11 +37,12 @@ class TinyCNN(nn.Module):
 
 
 class LinearNet(nn.Module):
-    """One linear layer over the 64 pixels: no dropout, no batch statistics."""
+    """One linear layer over the 64 pixels: no dropout, no batch statistics; `outputs=1` makes
+    it a regression model."""
 
-    def __init__(self) -> None:
+    def __init__(self, outputs: int = 10) -> None:
         super().__init__()
-        self.linear = nn.Linear(64, 10)
+        self.linear = nn.Linear(64, outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x.flatten(1))
