@@ -1,13 +1,16 @@
 """Your own images (projects made with the image_folder dataset option): one sub-folder per
 class, real image files, the usual transforms, and clear errors for a wrong layout."""
 
+import csv
 import os
+import re
 import signal
 
 import pytest
 import torch
 
 import export
+import predict
 import test as test_script
 import train
 from data_loader.image_folder import ImageFolderDataLoader
@@ -237,3 +240,36 @@ def test_exported_image_model_runs_without_the_project(tmp_path, capsys):
     outputs, metadata = run_exported(best.with_suffix(".pt2"), [images, images[:3]], tmp_path)
     assert_outputs_of_model(outputs, best, [images, images[:3]])
     assert metadata == {"classes": classes, "input_shape": [None, 3, size, size], "input_dtype": "float32"}
+
+
+def test_predict_reads_images_as_test_py_does(tmp_path, capsys):
+    """Every image of test/ (a folder searched recursively) gets the class the model scores
+    highest when test.py reads it (resized and centre-cropped, not augmented), so the accuracy of
+    predict.py's CSV is test.py's; a file that is not an image is named and skipped."""
+    classes = sample(tmp_path / "images")
+    assert train.main([*shipped(tmp_path, "trainer.epochs=1", "data_loader.args.num_workers=0"), "-d", "cpu"]) == 0
+    best = str(only_run_dir(tmp_path / "saved") / "model_best.pth")
+    test_folder = tmp_path / "images" / "test"
+    (test_folder / classes[0] / "broken.jpg").write_text("not an image", encoding="utf-8")
+    assert predict.main(["-r", best, str(test_folder), "-o", str(tmp_path / "p.csv"), "--top-k", "2"]) == 0
+    assert f"skipped: cannot read image {test_folder / classes[0] / 'broken.jpg'}" in capsys.readouterr().err
+    (test_folder / classes[0] / "broken.jpg").unlink()
+    rows = {row["path"]: row for row in csv.DictReader((tmp_path / "p.csv").open(encoding="utf-8"))}
+
+    checkpoint = load_checkpoint(best)
+    model = test_script.trained_model(ConfigParser(checkpoint["config"]), checkpoint, torch.device("cpu"))
+    loader = ImageFolderDataLoader(str(tmp_path / "images"), batch_size=1000, training=False)
+    images, labels = next(iter(loader.all_samples()))
+    with torch.no_grad():
+        probabilities = model(images).softmax(dim=1)
+    assert len(rows) == len(loader.dataset.samples) == 6 * len(classes)
+    for (path, label), p, target in zip(loader.dataset.samples, probabilities, labels.tolist(), strict=True):
+        row = rows[path]
+        assert (row["prediction"], row["top1"].split(":")[0]) == (classes[p.argmax()], classes[p.argmax()])
+        assert float(row["probability"]) == pytest.approx(p.max().item(), abs=1e-6) and label == target
+        assert "top3" not in row
+
+    assert test_script.main(["-r", best, "-d", "cpu"]) == 0
+    tested = float(re.search(r"accuracy\s*:\s*([0-9.]+)", capsys.readouterr().out).group(1))
+    correct = sum(row["prediction"] == os.path.basename(os.path.dirname(path)) for path, row in rows.items())
+    assert f"{correct / len(rows):.6f}" == f"{tested:.6f}"

@@ -1,10 +1,14 @@
 """MNIST (projects made with the mnist dataset option): read from files put in place by hand,
 and a clear error, naming the folder, when they are missing and cannot be downloaded."""
 
+import csv
 import gzip
 import re
+from pathlib import Path
 
 import pytest
+import torch
+from PIL import Image
 from torchvision.datasets import MNIST
 
 import export
@@ -12,6 +16,9 @@ import test as test_script
 import train
 from data_loader.mnist import FILES, MnistDataLoader
 from tests.helpers import PROJECT_DIR, assert_outputs_of_model, only_run_dir, run_exported, shipped_config
+import predict
+from parse_config import ConfigParser
+from utils.checkpoint import load_checkpoint
 from utils.errors import DataError
 
 
@@ -118,3 +125,39 @@ def test_exported_mnist_model_runs_without_the_project(tmp_path, capsys):
     assert_outputs_of_model(outputs, best, [images, images[:3]])
     digits = [str(digit) for digit in range(10)]
     assert metadata == {"classes": digits, "input_shape": [None, 1, 28, 28], "input_dtype": "float32"}
+
+
+def test_predict_reads_image_files_as_the_test_split_is_read(tmp_path, capsys):
+    """The test images saved as 28x28 PNG files each get the class the model scores highest on
+    the test split, so the accuracy of predict.py's CSV is test.py's; an image of another size is
+    named and skipped."""
+    MnistDataLoader.write_sample(tmp_path / "data")
+    assert train.main([*shipped(tmp_path / "data", tmp_path, "trainer.epochs=1"), "-d", "cpu"]) == 0
+    best = str(only_run_dir(tmp_path / "saved") / "model_best.pth")
+    test_split = MNIST(str(tmp_path / "data"), train=False)
+    for i, (pixels, label) in enumerate(zip(test_split.data, test_split.targets.tolist(), strict=True)):
+        (tmp_path / "inputs" / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels.numpy()).save(tmp_path / "inputs" / str(label) / f"{i:03d}.png")
+    Image.new("L", (20, 20)).save(tmp_path / "inputs" / "small.png")
+    assert predict.main(["-r", best, str(tmp_path / "inputs"), "-o", str(tmp_path / "p.csv"), "-d", "cpu"]) == 0
+    assert (
+        f"skipped: {tmp_path / 'inputs' / 'small.png'} is 20x20 pixels; MNIST's images are 28x28"
+        in capsys.readouterr().err
+    )
+    rows = list(csv.DictReader((tmp_path / "p.csv").open(encoding="utf-8")))
+
+    checkpoint = load_checkpoint(best)
+    model = test_script.trained_model(ConfigParser(checkpoint["config"]), checkpoint, torch.device("cpu"))
+    images, labels = MnistDataLoader(str(tmp_path / "data"), 32, training=False, download=False).dataset.tensors
+    with torch.no_grad():
+        scores = model(images)
+    assert len(rows) == len(labels) == 32
+    for row in rows:
+        i = int(row["path"][-7:-4])
+        assert (int(row["prediction"]), int(Path(row["path"]).parent.name)) == (scores[i].argmax(), labels[i])
+
+    data = ["--set", f"data_loader.args.data_dir={(tmp_path / 'data').as_posix()}"]
+    assert test_script.main(["-r", best, "-d", "cpu", *data]) == 0
+    tested = float(re.search(r"accuracy\s*:\s*([0-9.]+)", capsys.readouterr().out).group(1))
+    correct = sum(row["prediction"] == Path(row["path"]).parent.name for row in rows)
+    assert f"{correct / 32:.6f}" == f"{tested:.6f}"

@@ -4,6 +4,7 @@ evaluation that needs no optimizer. The tests' model on the bundled digits (ever
 import csv
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_predictions_match_the_model_and_test_py_on_the_test_split(trained, tmp_
     assert predict.main(["-r", best_of(trained), str(tmp_path / "inputs"), "--bs", "7", "-d", "cpu"]) == 0
     rows = read_csv((tmp_path / "p.csv").read_text(encoding="utf-8"))
     assert capsys.readouterr().out == (tmp_path / "p.csv").read_text(encoding="utf-8")  # stdout: the same CSV
-    assert [row["path"] for row in rows] == sorted(truth, key=lambda p: (int(p.split("/")[-2]), p))
+    assert [row["path"] for row in rows] == [str(path) for path in sorted(map(Path, truth))]
 
     checkpoint = load_checkpoint(best_of(trained))
     model = test_script.trained_model(ConfigParser(checkpoint["config"]), checkpoint, torch.device("cpu"))
