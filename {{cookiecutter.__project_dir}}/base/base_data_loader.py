@@ -105,7 +105,8 @@ class BaseDataLoader:
     slicing its tensors (no per-sample Python work); any other dataset goes through
     `torch.utils.data.DataLoader` with the same batches, `num_workers` and `collate_fn`.
     `valid_dataset` holds the same samples seen without training augmentation. The trainer
-    drives `batch_sampler`: `set_epoch`, and `shard` under torchrun.
+    drives `batch_sampler`: `set_epoch`, and `shard` under torchrun. A subclass with a static
+    method `read_input(path)`, one file as one test sample, lets predict.py read files for it.
     """
 
     # Class names, where the data defines them: train.py then checks the model's `num_classes`.
