@@ -7,7 +7,7 @@ import ast
 
 from tests.helpers import PROJECT_DIR
 
-CORE = {"base", "trainer", "model", "data_loader", "parse_config", "train", "test", "sweep", "export"}
+CORE = {"base", "trainer", "model", "data_loader", "parse_config", "train", "test", "predict", "sweep", "export"}
 FLOOR = ("utils", "logger")
 
 
