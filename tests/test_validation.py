@@ -26,6 +26,7 @@ NAMES_THE_PROJECT_USES = [
     "data_loader",
     "data",
     "parse_config",
+    "predict",
     "train",
     "config",
 ]

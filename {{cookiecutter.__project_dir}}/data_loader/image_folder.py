@@ -20,7 +20,7 @@ from utils.errors import DataError
 
 # Channel statistics of ImageNet: a sound default for photos; recompute them for unusual images.
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-IMAGE_SIZE = 64
+SIZE = 64  # the side images are resized to when data_loader.args sets no image_size
 SHAPE_NAMES = {3: "triangle", 4: "square", 5: "pentagon", 6: "hexagon", 7: "heptagon", 8: "octagon"}
 
 
@@ -32,7 +32,7 @@ class ImageFolderDataLoader(BaseDataLoader):
     """
 
     def __init__(
-        self, data_dir, batch_size, image_size=IMAGE_SIZE, shuffle=True, validation_split=0.0, num_workers=0, training=True
+        self, data_dir, batch_size, image_size=SIZE, shuffle=True, validation_split=0.0, num_workers=0, training=True
     ):
         folder = Path(data_dir, "train" if training else "test")
         plain = _plain_transform(image_size)
@@ -59,7 +59,7 @@ class ImageFolderDataLoader(BaseDataLoader):
         self.classes = classes
 
     @staticmethod
-    def read_input(path, image_size: int = IMAGE_SIZE):
+    def read_input(path, image_size: int = SIZE):
         """One image file for predict.py, as test.py sees the test images: RGB, resized and
         centre-cropped to `image_size` (data_loader.args.image_size), normalised."""
         return _plain_transform(image_size)(_open_rgb(path))
