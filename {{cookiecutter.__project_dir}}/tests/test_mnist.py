@@ -12,12 +12,12 @@ from PIL import Image
 from torchvision.datasets import MNIST
 
 import export
+import predict
 import test as test_script
 import train
 from data_loader.mnist import FILES, MnistDataLoader
-from tests.helpers import PROJECT_DIR, assert_outputs_of_model, only_run_dir, run_exported, shipped_config
-import predict
 from parse_config import ConfigParser
+from tests.helpers import PROJECT_DIR, assert_outputs_of_model, only_run_dir, run_exported, shipped_config
 from utils.checkpoint import load_checkpoint
 from utils.errors import DataError
 
