@@ -1,6 +1,7 @@
 """Export a trained model to one file that runs without this project's code.
 
 python export.py -r saved/<name>/<run>/model_best.pth                 # writes saved/<name>/<run>/model_best.pt2
+python export.py -c config.json -r auto                                # the newest run's best checkpoint
 python export.py -r <checkpoint> --format onnx                         # model_best.onnx (pip install onnx onnxscript)
 python export.py -r <checkpoint> -o exported/digits.pt2 -d cuda        # a .pt2 for CUDA (it then needs CUDA)
 
@@ -12,10 +13,10 @@ import inspect
 import torch
 
 from parse_config import ConfigParser
+from test import load_trained, trained_model
 from utils import export as exporting
 from utils import runtime
-from utils.checkpoint import load_checkpoint, load_model_state
-from utils.errors import ConfigError, DataError, script_arguments
+from utils.errors import DataError, script_arguments
 
 
 def main(argv=None) -> int:
@@ -37,22 +38,14 @@ def main(argv=None) -> int:
 
 
 def export(args) -> int:
-    if args.resume is None:
-        raise ConfigError("pass the checkpoint to export with -r, e.g. -r saved/<name>/<run>/model_best.pth")
-    path = exporting.output_path(args.resume, args.output, args.format)
     if args.format == "onnx":
         exporting.require_onnx()
     # An ONNX file holds no device: it is traced on the CPU and checked with ONNX Runtime's CPU kernels.
     device = runtime.single_device("cpu" if args.format == "onnx" else args.device)
-    checkpoint = load_checkpoint(args.resume, map_location=device)
-    config = ConfigParser.from_args(args, checkpoint)
+    checkpoint_path, checkpoint, config = load_trained(args, device)
+    path = exporting.output_path(str(checkpoint_path), args.output, args.format)
     torch.manual_seed(config["seed"])
-    model = config.init_obj("arch")
-    if not isinstance(model, torch.nn.Module):
-        made = type(model).__name__
-        raise ConfigError(f"config key 'arch.type': {config['arch']['type']} made a {made}, not a torch.nn.Module")
-    load_model_state(model, checkpoint["state_dict"])
-    model.to(device).eval()
+    model = trained_model(config, checkpoint, device)
     inputs, classes = example_inputs(config)
     metadata = {
         "classes": checkpoint.get("classes") or classes,

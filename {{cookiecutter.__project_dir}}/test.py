@@ -67,7 +67,7 @@ def load_trained(args, device: torch.device, out=None) -> tuple[Path, dict, Conf
     config = ConfigParser.from_args(args)
     path, checkpoint = find_latest(Path(config["trainer"]["save_dir"]) / config["name"], best=True)
     which = "best" if path.name == "model_best.pth" else "latest"
-    print(f"Evaluating {path} (the {which} checkpoint of the newest run)", file=out)
+    print(f"Using {path} (the {which} checkpoint of the newest run)", file=out)
     return path, checkpoint, config
 
 

@@ -8,7 +8,16 @@ import pytest
 import torch
 
 import export
-from tests.helpers import PROJECT_DIR, assert_outputs_of_model, build_trainer, run_exported, run_script
+import train
+from tests.helpers import (
+    PROJECT_DIR,
+    TEST_CONFIG,
+    assert_outputs_of_model,
+    build_trainer,
+    only_run_dir,
+    run_exported,
+    run_script,
+)
 from tests.parts import TinyCNN
 from utils.checkpoint import TEMP_PREFIX
 
@@ -136,3 +145,15 @@ def test_a_bug_in_the_model_keeps_its_traceback(trained, tmp_path):
     with pytest.raises(NameError, match="scale"):
         export.main(["-r", str(checkpoint)])
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.pth"]
+
+
+def test_auto_exports_the_best_checkpoint_of_the_newest_run(tmp_path, capsys):
+    """`-c config -r auto`, as test.py and predict.py take it; the file goes beside that checkpoint."""
+    options = ["-c", TEST_CONFIG, "--set", f"trainer.save_dir={tmp_path.as_posix()}", "--set", "trainer.epochs=1"]
+    assert train.main([*options, "-d", "cpu"]) == 0
+    capsys.readouterr()
+    assert export.main([*options, "-r", "auto"]) == 0
+    best = only_run_dir(tmp_path) / "model_best.pth"
+    out = capsys.readouterr().out
+    assert out.startswith(f"Using {best} (the best checkpoint of the newest run)\n"), out
+    assert f"Wrote {best.with_suffix('.pt2')}: " in out

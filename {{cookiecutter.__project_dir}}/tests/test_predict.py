@@ -212,7 +212,7 @@ def test_test_py_auto_evaluates_the_newest_runs_best_checkpoint(trained, tmp_pat
     config = ["-c", TEST_CONFIG, "--set", f"data_loader.args.data_dir={DATA}"]
     assert test_script.main([*config, "--set", f"trainer.save_dir={trained.as_posix()}", "-r", "auto"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"Evaluating {best_of(trained)} (the best checkpoint of the newest run)\n")
+    assert out.startswith(f"Using {best_of(trained)} (the best checkpoint of the newest run)\n")
     assert f"Test results for {best_of(trained)} (epoch 1, 360 samples)" in out
 
     saved = f"trainer.save_dir={(tmp_path / 'saved').as_posix()}"
@@ -223,7 +223,7 @@ def test_test_py_auto_evaluates_the_newest_runs_best_checkpoint(trained, tmp_pat
     capsys.readouterr()
     assert test_script.main([*options, "-r", "auto"]) == 0
     latest = only_run_dir(tmp_path / "saved") / "checkpoint-epoch1.pth"
-    assert capsys.readouterr().out.startswith(f"Evaluating {latest} (the latest checkpoint of the newest run)\n")
+    assert capsys.readouterr().out.startswith(f"Using {latest} (the latest checkpoint of the newest run)\n")
 
 
 def test_test_py_builds_no_optimizer_and_prints_no_model(trained, capsys):
