@@ -29,6 +29,7 @@ from utils.config_checks import (
     check_is_mapping,
     check_metrics,
     check_schema,
+    is_batch_mean,
     load_config,
     metric_name,
     no_addresses,
@@ -203,12 +204,16 @@ class ConfigParser(dict):
 
     @staticmethod
     def _metric(where: str, entry, look_up):
-        """A batch-mean function as it is; a class (an epoch-level metric) built, with the entry's args."""
+        """A batch-mean function as it is (with the entry's args set); a class (an epoch-level
+        metric) built with them."""
         section = {"type": entry} if isinstance(entry, str) else entry
         target = look_up("metrics", section["type"], f"{where}.type" if section is entry else where)
         if isinstance(entry, str) and not inspect.isclass(target):
             return target
-        check_arguments(where, target, section.get("args", {}))
+        args, batch_mean = section.get("args", {}), is_batch_mean(target)
+        check_arguments(where, target, args, supplied=("output", "target") if batch_mean else ())
+        if batch_mean:  # with arguments set: {"type": "top_k_acc", "args": {"k": 5}}
+            return functools.update_wrapper(functools.partial(target, **args), target)
         return _build(where, section, target)
 
     def _check_monitor(self) -> None:

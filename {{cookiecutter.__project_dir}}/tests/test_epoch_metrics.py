@@ -146,3 +146,12 @@ def test_a_torchmetrics_metric_under_torchrun_counts_every_process_once(tmp_path
         assert float(row[f"{prefix}MulticlassRecall"]) == pytest.approx(
             float(row[f"{prefix}BalancedAccuracy"]), abs=1e-6
         )
+
+
+def test_a_batch_mean_function_takes_arguments_in_the_object_form():
+    """`{"type": "top_k_acc", "args": {"k": 1}}` sets k and stays a batch mean, logged under the
+    function's name: with k=1 it is the accuracy."""
+    entry = '{"type": "top_k_acc", "args": {"k": 1}}'
+    trainer = build_trainer(f'metrics=["tests.parts.accuracy", {entry}]', "trainer.monitor=max val_top_k_acc")
+    log = trainer.evaluate(trainer.valid_data_loader)
+    assert log["top_k_acc"] == pytest.approx(log["accuracy"])

@@ -11,6 +11,7 @@ import torch
 import test as evaluate_script
 import train
 from tests.helpers import PROJECT_DIR, build_trainer
+from utils.config_checks import is_remote
 
 # Importing this module is the planted code: it leaves a marker beside itself, and it offers
 # everything a config could name, so that only the refusal keeps it from running.
@@ -123,3 +124,22 @@ def test_a_checkpoint_cannot_choose_where_the_run_is_sent(trained, tmp_path, cap
         server.settimeout(0.2)
         with pytest.raises(TimeoutError):
             server.accept()  # nobody connected
+
+
+@pytest.mark.parametrize(
+    "value, remote",
+    [
+        ("http://127.0.0.1:5000", True),
+        ("postgresql://user@db.example/runs", True),
+        ("\\\\share.example\\data", True),  # Windows would log in to it with the user's credentials
+        ("//share.example/data", True),
+        ("file://share.example/data/x.npz", True),
+        ("file:///home/me/data", False),
+        ("sqlite:///saved/mlflow.db", False),
+        ("sqlite:////abs/saved/mlflow.db", False),
+        ("data/", False),
+        ("C:\\data\\images", False),
+    ],
+)
+def test_what_counts_as_another_machines_address(value, remote):
+    assert is_remote(value) is remote

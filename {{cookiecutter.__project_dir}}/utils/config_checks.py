@@ -6,6 +6,7 @@ Standard library, jsonschema and (for YAML) ruamel.yaml only: `python parse_conf
 checks a file without torch.
 """
 
+import functools
 import inspect
 import json
 import math
@@ -144,10 +145,22 @@ def check_values(node, where: str = "", depth: int = 0) -> None:
         check_values(value, f"{where}.{key}".lstrip(".") if isinstance(node, dict) else f"{where}[{key}]", depth + 1)
 
 
+def is_remote(text: str) -> bool:
+    """Whether `text` names a place on another machine: scheme://host (file:///path and
+    sqlite:///path are local files), or a network share (\\\\host\\share, //host/share), which
+    Windows would connect to with the user's credentials."""
+    if text.startswith(("\\\\", "//")):
+        return True
+    if not ADDRESS.match(text):
+        return False
+    scheme, _, rest = text.partition("://")
+    return scheme.lower() not in ("file", "sqlite") or not rest.startswith("/")
+
+
 def no_addresses(node, where: str = "", depth: int = 0) -> None:
     """Refuse a network address (http://host, postgresql://...) anywhere in a config that came
     inside a checkpoint: its author would choose where this run's metrics and files are sent."""
-    if isinstance(node, str) and ADDRESS.match(node) and node.split(":")[0].lower() not in ("file", "sqlite"):
+    if isinstance(node, str) and is_remote(node):
         raise ConfigError(
             f"config key '{where}': the checkpoint's config names the address {node!r}, and a checkpoint never "
             "chooses where data is sent or read from; pass your own config with -c, or add --trust-checkpoint "
@@ -178,15 +191,16 @@ def _expected(schema: dict) -> str:
     return words.get(kind, 'a list of names like ["accuracy"]' if kind == "array" else "a valid value")
 
 
-def check_arguments(where: str, target, args: dict, args_at: str = "") -> None:
+def check_arguments(where: str, target, args: dict, args_at: str = "", supplied: tuple = ()) -> None:
     """Bind `args` to the signature of `target`, so that typos fail before anything is built.
-    Errors name config key `args_at` (default: `where`.args), then the argument."""
+    Errors name config key `args_at` (default: `where`.args), then the argument. `supplied`: the
+    first parameters, which the code passes (SUPPLIED_BY_CODE's for the config's sections)."""
     args_at = args_at or f"{where}.args"
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError):  # some builtins have no signature to compare with
         return
-    supplied = SUPPLIED_BY_CODE.get(where, set())
+    supplied = set(supplied) or SUPPLIED_BY_CODE.get(where, set())
     named = [n for n, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     accepted = [n for n in named if n not in supplied]
     title = getattr(target, "__name__", target)
@@ -215,9 +229,18 @@ PROTOCOL = ("update", "compute", "reset", "state_dict", "load_state_dict")
 PROTOCOL_TEXT = "update(output, target), compute(), reset(), state_dict() and load_state_dict(state)"
 
 
+def is_batch_mean(target) -> bool:
+    """Whether `target` is a function of (output, target, ...): a batch-mean metric."""
+    try:
+        return not inspect.isclass(target) and {"output", "target"} <= set(inspect.signature(target).parameters)
+    except (TypeError, ValueError):
+        return False
+
+
 def is_epoch_metric(metric) -> bool:
     """Whether `metric` is an object, not a batch-mean function."""
-    return not (inspect.isfunction(metric) or inspect.isbuiltin(metric) or inspect.ismethod(metric))
+    plain = (inspect.isfunction, inspect.isbuiltin, inspect.ismethod)
+    return not (any(test(metric) for test in plain) or isinstance(metric, functools.partial))
 
 
 def metric_name(metric) -> str:

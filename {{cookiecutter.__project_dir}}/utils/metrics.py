@@ -69,11 +69,12 @@ class EpochMetrics:
         values = {}
         for name, metric in self.metrics.items():
             local = {key: value.clone() for key, value in metric.state_dict().items()}
-            summed = bool(local) and runtime.world_size() > 1
-            if summed:
-                metric.load_state_dict(_summed(local))
+            total = _summed(local) if runtime.world_size() > 1 else {}
+            if total:
+                metric.load_state_dict(total)
             value = metric.compute()
-            if summed:  # back to this process's own share: the epoch may go on
+            if total:  # back to this process's own share: the epoch may go on
+                metric.reset()
                 metric.load_state_dict(local)
             if isinstance(value, torch.Tensor) and value.numel() != 1:
                 raise ConfigError(
@@ -85,4 +86,12 @@ class EpochMetrics:
 
 
 def _summed(state: dict) -> dict[str, torch.Tensor]:
-    return {key: runtime.all_reduce(torch.as_tensor(value).clone()) for key, value in state.items()}
+    """Each entry of `state` summed over all processes, on the CPU. A collective that every process
+    joins, also one whose state is still empty (it has had no batch since a resume, or no share of
+    a small validation split): gathered, not all-reduced, so the processes need not hold the same keys."""
+    states = runtime.all_gather({key: torch.as_tensor(value).cpu() for key, value in state.items()})
+    total: dict[str, torch.Tensor] = {}
+    for one in states:
+        for key, value in one.items():
+            total[key] = total[key] + value if key in total else value.clone()
+    return total
