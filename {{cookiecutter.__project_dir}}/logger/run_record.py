@@ -5,8 +5,8 @@ adds, so they run in the trackers' thread, off the training steps.
 
 import csv
 import importlib.metadata
+import io
 import json
-import os
 import platform
 import re
 import subprocess
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from logger.trackers import Tracker
+from utils.checkpoint import write_atomically
 from utils.errors import PROJECT_DIR
 
 ENVIRONMENT_FILE = "environment.json"
@@ -32,9 +33,7 @@ class EnvironmentRecord(Tracker):
         starts = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
         starts = [entry for entry in starts if entry.get("from_epoch", 0) < epoch]  # (as metrics.csv keeps rows)
         starts.append({"from_epoch": epoch, **environment(PROJECT_DIR)})
-        temporary = path.with_name(f".tmp-{ENVIRONMENT_FILE}")
-        temporary.write_text(json.dumps(starts, indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
+        write_atomically((json.dumps(starts, indent=2) + "\n").encode("utf-8"), path)
 
 
 class Curves(Tracker):
@@ -69,9 +68,9 @@ class Curves(Tracker):
             axes.set(title=name, xlabel="epoch")
             if axes.lines:
                 axes.legend()
-        temporary = self.run_dir / f".tmp-{CURVES_FILE}"
-        figure.savefig(temporary, format="png")
-        os.replace(temporary, self.run_dir / CURVES_FILE)
+        image = io.BytesIO()
+        figure.savefig(image, format="png")
+        write_atomically(image.getvalue(), self.run_dir / CURVES_FILE)
 
 
 def environment(project_dir: Path) -> dict:

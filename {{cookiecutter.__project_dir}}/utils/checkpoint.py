@@ -104,7 +104,7 @@ def serialize(state: dict) -> bytes:
 
 def sweep_temp_files(folder: Path) -> list[Path]:
     """Delete temporary files left by a process killed while saving; return what was removed."""
-    removed = sorted(Path(folder).glob(f"{TEMP_PREFIX}*.pth"))
+    removed = sorted(Path(folder).glob(f"{TEMP_PREFIX}*"))  # (checkpoints, exports, a run's records)
     for path in removed:
         path.unlink(missing_ok=True)
     return removed
@@ -113,7 +113,7 @@ def sweep_temp_files(folder: Path) -> list[Path]:
 def sweep_abandoned_runs(runs: Path, own: Path) -> None:
     """Delete the temporary files in the run folders under `runs` (save_dir/name) that no process
     holds: a run killed while writing its first checkpoint is never resumed, so never swept."""
-    for folder in {path.parent for path in Path(runs).glob(f"*/{TEMP_PREFIX}*.pth")} - {own}:
+    for folder in {path.parent for path in Path(runs).glob(f"*/{TEMP_PREFIX}*")} - {own}:
         with contextlib.suppress(Timeout, OSError), FileLock(folder / ".lock", timeout=0):
             for path in sweep_temp_files(folder):
                 logger.warning("Removed %s, left by a run killed while saving", path)
