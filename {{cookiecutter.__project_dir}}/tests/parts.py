@@ -72,6 +72,11 @@ def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (output.argmax(dim=1) == target).float().mean()
 
 
+def in_top(output: torch.Tensor, target: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """A batch-mean metric with an argument: the target among the k highest scores."""
+    return (output.topk(k, dim=1).indices == target.unsqueeze(1)).any(dim=1).float().mean()
+
+
 class BalancedAccuracy:
     """The tests' epoch-level metric: the recall of each class, averaged over the classes seen.
     Averaged over batches instead, it would change with the batch size."""

@@ -34,16 +34,6 @@ CASES = {
         ['metrics=["torch.nn.functional.mse_loss"]', "trainer.monitor=min val_loss"],
         "config key 'metrics' (torch.nn.functional.mse_loss)",
     ),
-    "class-metric-on-a-regression-output": (
-        [
-            "arch.type=tests.parts.Regressor",
-            "arch.args={}",
-            "loss=tests.parts.squared_error",
-            'metrics=["accuracy"]',
-            "trainer.monitor=min val_loss",
-        ],
-        "config key 'metrics': accuracy needs class scores of shape (batch, classes)",
-    ),
 }
 DEVICES = ["cuda", "cuda:7", "mps"]
 

@@ -149,9 +149,9 @@ def test_a_torchmetrics_metric_under_torchrun_counts_every_process_once(tmp_path
 
 
 def test_a_batch_mean_function_takes_arguments_in_the_object_form():
-    """`{"type": "top_k_acc", "args": {"k": 1}}` sets k and stays a batch mean, logged under the
-    function's name: with k=1 it is the accuracy."""
-    entry = '{"type": "top_k_acc", "args": {"k": 1}}'
-    trainer = build_trainer(f'metrics=["tests.parts.accuracy", {entry}]', "trainer.monitor=max val_top_k_acc")
+    """An entry `{"type": FUNCTION, "args": {"k": 1}}` (top_k_acc with k, say) sets the argument and
+    stays a batch mean, logged under the function's name: in the top 1 is the accuracy."""
+    entry = '{"type": "tests.parts.in_top", "args": {"k": 1}}'
+    trainer = build_trainer(f'metrics=["tests.parts.accuracy", {entry}]', "trainer.monitor=max val_in_top")
     log = trainer.evaluate(trainer.valid_data_loader)
-    assert log["top_k_acc"] == pytest.approx(log["accuracy"])
+    assert log["in_top"] == pytest.approx(log["accuracy"])

@@ -118,3 +118,16 @@ def test_model_arguments_out_of_range_are_one_line(tmp_path, capsys, args, expec
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
     assert not (tmp_path / "saved").exists()
+
+
+def test_a_class_metric_on_a_regression_output_is_one_line(tmp_path, capsys):
+    """The shipped class metrics check what they read: on a model of another task (one value per
+    sample, a regression) the dry run stops with one line, before any file is written."""
+    config = config_for_tests(f"trainer.save_dir={(tmp_path / 'saved').as_posix()}", "trainer.monitor=min val_loss")
+    config.update(arch={"type": "tests.parts.Regressor"}, loss="tests.parts.squared_error", metrics=["accuracy"])
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    assert train.main(["-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: config key 'metrics': accuracy needs class scores of shape (batch, classes)"), err
+    assert err.count("\n") == 1 and not (tmp_path / "saved").exists()
