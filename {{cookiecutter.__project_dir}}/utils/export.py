@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from utils.checkpoint import save_checkpoint
+from utils.checkpoint import write_atomically
 from utils.errors import ConfigError, UserError, first_line, is_user_bug
 
 FORMATS = {"export": ".pt2", "onnx": ".onnx"}
@@ -119,7 +119,7 @@ def write(data: bytes, path: Path) -> None:
     """Write `data` to `path` through a temporary file in the same folder: a failure at any
     moment leaves no half-written file."""
     refuse_existing(path)  # (it may have appeared while exporting)
-    save_checkpoint(data, path)
+    write_atomically(data, path)
 
 
 @contextlib.contextmanager
