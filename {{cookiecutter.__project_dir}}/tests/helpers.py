@@ -1,6 +1,7 @@
 """Helpers for the tests: the tests' config, trainers built from it, and the entry scripts run as
 real processes."""
 
+import csv
 import os
 import signal
 import subprocess
@@ -65,6 +66,20 @@ def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def metrics_rows(run_dir: Path) -> list[dict]:
+    """The rows of a run folder's metrics.csv, one per epoch."""
+    with open(Path(run_dir) / "metrics.csv", newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")  # (2 processes, gloo on the CPU)
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    """Run `torchrun <args>` with two processes in the project folder and capture its output."""
+    return run_script(*TORCHRUN, *args)
 
 
 def start_script(*args: str, command: tuple[str, ...] = (), group: bool = False) -> subprocess.Popen:

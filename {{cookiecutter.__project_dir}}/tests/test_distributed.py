@@ -4,16 +4,14 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
 from tests.helpers import (
-    PROJECT_DIR,
     TEST_CONFIG,
+    TORCHRUN,
     build_trainer,
     finish,
     only_run_dir,
@@ -22,19 +20,13 @@ from tests.helpers import (
     same_weights,
     start_script,
     step_losses,
+    torchrun,
 )
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed"),
 ]
-TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
-
-
-def torchrun(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    command = [sys.executable, *TORCHRUN, *args]
-    return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_two_processes_train_validate_checkpoint_and_resume_with_any_count(tmp_path, quick_run):

@@ -3,22 +3,31 @@ value does not depend on the batch size, on the number of processes, or on a sto
 the middle of an epoch; training, validation and test.py report them. The tests' own metric,
 tests.parts.BalancedAccuracy, follows the protocol the way a user's would."""
 
-import csv
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 import test as test_script
 import train
-from tests.helpers import PROJECT_DIR, TEST_CONFIG, build_trainer, only_run_dir, signal_at_loss_call
+from tests.helpers import (
+    PROJECT_DIR,
+    TEST_CONFIG,
+    build_trainer,
+    metrics_rows,
+    only_run_dir,
+    signal_at_loss_call,
+    torchrun,
+)
 from utils.checkpoint import load_checkpoint
 from utils.runtime import Interrupted
 
 METRICS = 'metrics=["tests.parts.accuracy", "tests.parts.BalancedAccuracy"]'
 MONITOR = "trainer.monitor=max val_BalancedAccuracy"
+
+
+def one_epoch(save_dir, metrics: str) -> list[str]:
+    """train.py's arguments for one epoch of the tests' config with `metrics`, into `save_dir`."""
+    sets = [metrics, MONITOR, "trainer.epochs=1", f"trainer.save_dir={save_dir.as_posix()}"]
+    return ["-c", TEST_CONFIG, *(arg for s in sets for arg in ("--set", s))]
 
 
 def balanced_accuracy(predicted: list[int], targets: list[int]) -> float:
@@ -53,8 +62,7 @@ def test_training_validation_and_test_py_report_it(tmp_path, capsys, monkeypatch
     monkeypatch.chdir(PROJECT_DIR)
     log = build_trainer(METRICS, MONITOR, "trainer.epochs=1").train(tmp_path)
     assert {"BalancedAccuracy", "val_BalancedAccuracy"} <= log.keys()
-    with open(tmp_path / "metrics.csv", newline="", encoding="utf-8") as file:
-        (row,) = csv.DictReader(file)
+    (row,) = metrics_rows(tmp_path)
     assert float(row["val_BalancedAccuracy"]) == pytest.approx(log["val_BalancedAccuracy"], rel=1e-9)
     assert test_script.main(["-r", str(tmp_path / "model_best.pth"), "-d", "cpu"]) == 0
     assert "BalancedAccuracy" in capsys.readouterr().out
@@ -100,15 +108,10 @@ def test_a_metric_state_that_does_not_fit_is_one_line(tmp_path, capsys, monkeypa
 def test_two_processes_report_the_value_of_one(tmp_path):
     """Under torchrun (2 CPU processes, gloo), each process validates half of the samples; the
     logged value is the one a single process computes from all of them with the same weights."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"]
-    command += ["-c", TEST_CONFIG, "--set", METRICS, "--set", MONITOR, "--set", "trainer.epochs=1"]
-    command += ["--set", f"trainer.save_dir={tmp_path.as_posix()}"]
-    result = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300)
+    result = torchrun("train.py", *one_epoch(tmp_path, METRICS))
     assert result.returncode == 0, result.stdout + result.stderr
     run_dir = only_run_dir(tmp_path)
-    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as file:
-        (row,) = csv.DictReader(file)
+    (row,) = metrics_rows(run_dir)
     single = build_trainer(METRICS, MONITOR)
     single.raw_model.load_state_dict(load_checkpoint(run_dir / "checkpoint-epoch1.pth")["state_dict"])
     alone = single.evaluate(single.valid_data_loader)
@@ -134,14 +137,9 @@ def test_a_torchmetrics_metric_under_torchrun_counts_every_process_once(tmp_path
     """torchmetrics syncs its state over the processes itself, in compute(): the trainer must not
     add it up a second time."""
     pytest.importorskip("torchmetrics")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py"]
-    command += ["-c", TEST_CONFIG, "--set", TORCHMETRICS, "--set", MONITOR, "--set", "trainer.epochs=1"]
-    command += ["--set", f"trainer.save_dir={tmp_path.as_posix()}"]
-    result = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300)
+    result = torchrun("train.py", *one_epoch(tmp_path, TORCHMETRICS))
     assert result.returncode == 0, result.stdout + result.stderr
-    with open(only_run_dir(tmp_path) / "metrics.csv", newline="", encoding="utf-8") as file:
-        (row,) = csv.DictReader(file)
+    (row,) = metrics_rows(only_run_dir(tmp_path))
     for prefix in ("", "val_"):
         assert float(row[f"{prefix}MulticlassRecall"]) == pytest.approx(
             float(row[f"{prefix}BalancedAccuracy"]), abs=1e-6

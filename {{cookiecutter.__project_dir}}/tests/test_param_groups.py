@@ -3,7 +3,6 @@
 `lr/NAME`, and resumed exactly; a glob that matches nothing, or a resume into other groups, is
 one line (utils/param_groups.py). Real trainers on the bundled digits."""
 
-import csv
 import importlib.util
 import json
 import re
@@ -13,7 +12,15 @@ import pytest
 import torch
 
 import train
-from tests.helpers import PROJECT_DIR, TEST_CONFIG, build_trainer, run_script, same_weights, signal_at_loss_call
+from tests.helpers import (
+    PROJECT_DIR,
+    TEST_CONFIG,
+    build_trainer,
+    metrics_rows,
+    run_script,
+    same_weights,
+    signal_at_loss_call,
+)
 from utils.checkpoint import load_checkpoint
 from utils.errors import CheckpointError
 from utils.runtime import Interrupted
@@ -50,8 +57,7 @@ def test_groups_train_at_their_own_lr_and_frozen_parameters_stay(tmp_path):
     assert all(torch.equal(before[name], after[name]) for name in FROZEN)
     assert all(not torch.equal(before[name], after[name]) for name in before if name not in FROZEN)
     assert [group["lr"] for group in groups] == [0.005, 0.05]  # StepLR: step_size 2, gamma 0.5
-    with open(tmp_path / "metrics.csv", newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
+    rows = metrics_rows(tmp_path)
     assert [(float(row["lr"]), float(row["lr/classifier"])) for row in rows] == [(0.01, 0.1)] * 2 + [(0.005, 0.05)]
 
 

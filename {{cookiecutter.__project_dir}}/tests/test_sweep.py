@@ -12,7 +12,7 @@ import pytest
 import sweep
 import train
 from parse_config import load_config
-from tests.helpers import PROJECT_DIR, TEST_CONFIG, finish, read_until, run_script, start_script
+from tests.helpers import PROJECT_DIR, TEST_CONFIG, TORCHRUN, finish, read_until, run_script, start_script
 from utils.search_space import refusal
 
 SPACE = {
@@ -20,7 +20,6 @@ SPACE = {
     "arch.args.channels": {"type": "categorical", "choices": [4, 8]},
 }
 COMPLETE, PRUNED, FAIL = (optuna.trial.TrialState[state] for state in ("COMPLETE", "PRUNED", "FAIL"))
-TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
 
 
 def sweep_config(tmp_path, params=None, epochs: int = 2, **settings) -> str:

@@ -2,13 +2,12 @@
 their failures handled like a failed checkpoint write. The trackers here are written in
 tests/parts.py the way README.md tells you to write yours."""
 
-import csv
 import json
 
 import pytest
 
 import train
-from tests.helpers import build_trainer, only_run_dir, signal_at_loss_call
+from tests.helpers import build_trainer, metrics_rows, only_run_dir, signal_at_loss_call
 from tests.parts import FIRST_STEP_TAKEN
 from utils.checkpoint import load_checkpoint, run_checkpoints
 from utils.runtime import Interrupted
@@ -16,11 +15,6 @@ from utils.runtime import Interrupted
 
 def tracking(*types: str) -> str:
     return "trackers=" + json.dumps([{"type": f"tests.parts.{name}"} for name in types])
-
-
-def metrics_rows(run_dir) -> list[dict]:
-    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as file:
-        return list(csv.DictReader(file))
 
 
 def calls(run_dir) -> list[dict]:
