@@ -1,13 +1,10 @@
 """Fixtures shared by the template's tests."""
 
-import json
-import os
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
+import functools
 
 import pytest
 
-from helpers import COMBINATIONS, PYTHON_ENV, SKIP_ENV, bake, bake_one, combination_id
+from helpers import PYTHON_ENV, SKIP_ENV, bake, bake_combination
 
 
 @pytest.fixture(autouse=True)
@@ -30,21 +27,11 @@ def default_project(cookies_session):
 
 
 @pytest.fixture(scope="session")
-def baked(tmp_path_factory):
-    """Every combination baked once, two at a time: {combination id: (project folder, error)}.
-    Shared by tests/test_options.py and tests/test_audits.py (read-only)."""
-    root = tmp_path_factory.mktemp("combinations")
-    home = root.parent / f"{root.name}-cookiecutter-home"
-    home.mkdir()
-    config_file = home / "config.yaml"
-    config_file.write_text(
-        f"cookiecutters_dir: {json.dumps(str(home / 'templates'))}\nreplay_dir: {json.dumps(str(home / 'replay'))}\n",
-        encoding="utf-8",
-    )
-    jobs = [(answers, str(root / combination_id(answers)), str(config_file)) for answers in COMBINATIONS]
-    with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        errors = list(pool.map(bake_one, jobs, chunksize=8))
-    return {
-        combination_id(answers): (Path(out) / "my_project", error)
-        for (answers, out, _), error in zip(jobs, errors, strict=True)
-    }
+def baked(tmp_path_factory, worker_id):
+    """bake(answers) -> (project folder, error or None): each combination baked once per test run,
+    with the smoke run off, shared by tests/test_options.py and tests/test_audits.py (read-only).
+    Under pytest-xdist the workers share one folder, so a combination is baked by one of them."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base if worker_id == "master" else base.parent) / "combinations"
+    root.mkdir(exist_ok=True)
+    return functools.partial(bake_combination, root=root)

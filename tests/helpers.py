@@ -190,20 +190,53 @@ def cookiecutter_cli(python, out_dir, *args, template=REPO, env=None, timeout=60
     return run(command, cwd=out_dir.parent, timeout=timeout, env=env)
 
 
-# --- every combination of options -------------------------------------------------------------
+# --- combinations of options -------------------------------------------------------------------
 
 OPTION_NAMES = ("dataset", "config_format", "tensorboard", "sweeps", "mlflow", "github_actions", "pre_commit")
 OPTIONS = {
-    key: value
+    key: value if isinstance(value, list) else [True, False]
     for key, value in json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8")).items()
     if key in (*OPTION_NAMES, "license", "python_version")
 }
-COMBINATIONS = [
-    dict(zip(OPTIONS, values, strict=True))
-    for values in itertools.product(
-        *(choices if isinstance(choices, list) else [True, False] for choices in OPTIONS.values())
-    )
-]
+# Options that change the code, the configs and the dependencies: they meet in the same files
+# (config, schema, requirements, pyproject, README, which modules exist), so every combination of
+# them is baked. The others only change their own files (the workflow, the pre-commit config,
+# LICENSE, lines of pyproject.toml and the README), each through a condition on one option.
+INTERACTING = ("dataset", "config_format", "tensorboard", "sweeps", "mlflow")
+FILE_LEVEL = ("github_actions", "pre_commit", "license", "python_version")
+COMBINATIONS = [dict(zip(OPTIONS, values, strict=True)) for values in itertools.product(*OPTIONS.values())]
+
+
+def product(names):
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(OPTIONS[n] for n in names))]
+
+
+def value_pairs(answers):
+    """The (option, value, option, value) pairs that one combination bakes together."""
+    items = sorted((name, json.dumps(value)) for name, value in answers.items())
+    return {(a, b) for a, b in itertools.combinations(items, 2)}
+
+
+def curated_combinations():
+    """The combinations the default test run bakes: every combination of the interacting options
+    (48), each joined to a different combination of the file-level ones (also 48), chosen so that
+    every value of every option is baked together with every value of every other option."""
+    covered, chosen = set(), []
+    unused = product(FILE_LEVEL)
+    # Greedy: each next combination bakes the most pairs not yet baked. The dataset, which has
+    # the most values, varies fastest, so that it meets every file-level value early.
+    for core in product(INTERACTING[::-1]):
+        best = max(unused, key=lambda rest: len(value_pairs({**core, **rest}) - covered))
+        unused.remove(best)
+        chosen.append({name: {**core, **best}[name] for name in OPTIONS})
+        covered |= value_pairs(chosen[-1])
+    # Should the greedy choice ever leave a pair out, the first combination with that pair closes the gap.
+    for (name_a, value_a), (name_b, value_b) in sorted(set().union(*map(value_pairs, COMBINATIONS)) - covered):
+        chosen.append({**COMBINATIONS[0], name_a: json.loads(value_a), name_b: json.loads(value_b)})
+    return chosen
+
+
+CURATED = curated_combinations()
 
 
 def combination_id(answers):
@@ -212,15 +245,48 @@ def combination_id(answers):
     return "-".join(parts)
 
 
-def bake_one(args):
-    """Bake one combination into its own folder; run in a worker process (the session fixture
-    ``baked`` in conftest.py). Returns None, or the error as text."""
-    from cookiecutter.main import cookiecutter
+def bake_combination(answers, root):
+    """Bake one combination into ``root/<combination id>/my_project`` once, whatever the number of
+    pytest-xdist workers asking for it: the first one bakes into a staging folder and renames it
+    into place; a failed bake is kept as ``root/<id>.error`` for the others to report.
 
-    answers, out_dir, config_file = args
-    os.environ[SKIP_ENV] = "1"
-    try:
-        cookiecutter(str(REPO), no_input=True, extra_context=answers, output_dir=out_dir, config_file=config_file)
-    except Exception as err:  # reported by the test of this combination
-        return f"{type(err).__name__}: {err}"
-    return None
+    Returns (project folder, None) or (project folder, the error as text)."""
+    from cookiecutter.main import cookiecutter
+    from filelock import FileLock
+
+    root = Path(root)
+    name = combination_id(answers)
+    final, error_file = root / name, root / f"{name}.error"
+    with FileLock(str(root / f"{name}.lock")):
+        if not final.is_dir() and not error_file.is_file():
+            staging = root.parent / f"{root.name}-staging" / name
+            config = write_cookiecutter_config(staging.parent / f"{name}-home")
+            previous = os.environ.get(SKIP_ENV)
+            os.environ[SKIP_ENV] = "1"
+            try:
+                cookiecutter(
+                    str(REPO), no_input=True, extra_context=answers, output_dir=str(staging), config_file=config
+                )
+            except Exception as err:  # reported by every test of this combination
+                error_file.write_text(f"{type(err).__name__}: {err}", encoding="utf-8")
+            else:
+                os.replace(staging, final)
+            finally:
+                if previous is None:
+                    os.environ.pop(SKIP_ENV)
+                else:
+                    os.environ[SKIP_ENV] = previous
+    error = error_file.read_text(encoding="utf-8") if error_file.is_file() else None
+    return final / "my_project", error
+
+
+def write_cookiecutter_config(home):
+    """A private cookiecutter config in ``home``: no replay files or clones in the user's home."""
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "config.yaml"
+    config.write_text(
+        f"cookiecutters_dir: {json.dumps(str(home / 'templates'))}\nreplay_dir: {json.dumps(str(home / 'replay'))}\n",
+        encoding="utf-8",
+    )
+    return str(config)

@@ -10,9 +10,11 @@ at the versions pinned in requirements-dev.txt:
 - validate-pyproject: `pyproject.toml` holds valid metadata (PEP 621, SPDX license, PEP 508
   dependencies, known trove classifiers).
 
-All 2,304 combinations are audited from the session's one bake (conftest.py ``baked``). Most of
-them share identical files, so each tool runs once, over one file for each distinct content: a
-file that fails fails for every combination that has it, and the output names one of them. The
+The curated combinations are audited (tests/helpers.py ``CURATED``: every value of every option
+next to every value of every other; all 2,304 with ``-m full_product``), each baked once per run
+(conftest.py ``baked``). Many share identical files, so each tool runs once, over one file for
+each distinct content: a file that fails fails for every combination that has it, and the
+output names one of them. The
 template repository's own CI files pass the same audits. The last tests break a real file on
 purpose and check that each audit rejects it: none of these audits can pass by doing nothing.
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import COMBINATIONS, REPO, TEMPLATE, combination_id, run
+from helpers import COMBINATIONS, CURATED, REPO, TEMPLATE, combination_id, run
 
 # The audited files of a project, and whether a combination has them.
 AUDITED = {
@@ -104,12 +106,24 @@ def describe(groups):
     return "\n".join(lines)
 
 
+COMBINATION_SETS = [
+    pytest.param(CURATED, id="curated"),
+    pytest.param(COMBINATIONS, id="full-product", marks=pytest.mark.full_product),
+]
+
+
+@pytest.fixture(scope="module", params=COMBINATION_SETS)
+def combinations(request):
+    """The combinations to audit: the curated ones, or (``-m full_product``) all of them."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def distinct_files(baked):
-    """{kind: {content: [the file in each combination that has it]}} over all combinations."""
+def distinct_files(baked, combinations):
+    """{kind: {content: [the file in each combination that has it]}} over the combinations."""
     groups = {kind: {} for kind in AUDITED}
-    for answers in COMBINATIONS:
-        project, error = baked[combination_id(answers)]
+    for answers in combinations:
+        project, error = baked(answers)
         if error is not None:
             continue  # test_every_combination_has_the_files_to_audit reports it
         for kind, relative in AUDITED.items():
@@ -119,14 +133,14 @@ def distinct_files(baked):
     return groups
 
 
-def test_every_combination_has_the_files_to_audit(baked):
+def test_every_combination_has_the_files_to_audit(baked, combinations):
     """Each combination bakes, with a workflow and a Dependabot config exactly when GitHub
     Actions was chosen, a pre-commit config exactly when pre-commit was, and a pyproject.toml:
     the audits below cannot skip a file by its absence."""
     problems = []
-    for answers in COMBINATIONS:
+    for answers in combinations:
         name = combination_id(answers)
-        project, error = baked[name]
+        project, error = baked(answers)
         if error is not None:
             problems.append(f"{name}: {error}")
             continue
