@@ -16,6 +16,22 @@ standard library only: it never imports torch. Steps:
 3. The project must hold nothing new afterwards: ``__pycache__`` folders the run created are
    removed, anything else it wrote or changed is an error.
 
+Inside ``cruft update`` and ``cruft diff`` only step 0 runs, and the hook prints nothing. Those
+commands render the template (twice for an update) only to compute a diff, in a throw-away
+folder; a config check or a training there would cost seconds and print a training log before
+the diff. Such a render is recognised by two facts together (measured on cruft 2.16):
+
+* cruft put ``_commit`` (the template commit) into the answers: it does so in every render it
+  makes, ``cruft create`` included, and plain cookiecutter never does;
+* the project is being written into a folder made by Python's ``tempfile.TemporaryDirectory()``:
+  its parent is a direct child of ``tempfile.gettempdir()`` named ``tmp`` followed by letters,
+  digits or ``_`` (both paths resolved, so macOS's /var -> /private/var link does not matter).
+  ``cruft create`` writes into the user's output folder instead, so it still gets the full
+  check and smoke run; so does a plain cookiecutter bake, whatever its output folder.
+
+Step 0 still runs there, so the rendered project is exactly what a new bake holds and the diff
+shows only real template changes.
+
 Problems are printed as ``ERROR: <what is wrong> - <how to fix it>`` and the hook exits 1, which
 makes cookiecutter delete the project. The hook is idempotent: no git, no network, no prompts.
 The answers are embedded below only as JSON data; they never become code.
@@ -24,9 +40,11 @@ The answers are embedded below only as JSON data; they never become code.
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +72,12 @@ SMOKE_RUN_ANSWER = json.loads(
 {{ cookiecutter.get("_smoke_run", none) | tojson }}
 """.strip()
 )
+# Set by cruft in every render it makes (see the module docstring); absent under cookiecutter.
+CRUFT_COMMIT = json.loads(
+    r"""
+{{ cookiecutter.get("_commit", none) | tojson }}
+""".strip()
+)
 
 SKIP_ENV = "PYTORCH_TEMPLATE_SKIP_SMOKE"
 PYTHON_ENV = "PYTORCH_TEMPLATE_PYTHON"
@@ -70,6 +94,9 @@ KEEP_HINT = (
 )
 MODULE_PROBE = "import importlib.util, sys; sys.exit(0 if all(map(importlib.util.find_spec, sys.argv[1:])) else 1)"
 FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off", ""})
+# The folder names tempfile.TemporaryDirectory() makes: "tmp" and random [a-z0-9_] characters
+# (not mktemp's "tmp.XXXXXXXXXX", which a user may well choose as an output folder).
+TEMP_FOLDER_NAME = re.compile(r"tmp[a-z0-9_]+")
 
 
 class HookError(Exception):
@@ -334,6 +361,22 @@ def clean_up_after(project_dir, before):
     return sorted(changed)
 
 
+# --- cruft's throw-away renders --------------------------------------------------------------
+
+
+def is_cruft_rerender(project_dir, commit=CRUFT_COMMIT, temp_root=None):
+    """Return True when cruft renders the project only to diff it (``cruft update``/``diff``):
+    cruft's ``_commit`` answer is set and the project's parent folder is a
+    ``TemporaryDirectory()`` directly under the system temp folder (rule in the docstring)."""
+    if not isinstance(commit, str) or not commit:
+        return False
+    temp_root = tempfile.gettempdir() if temp_root is None else temp_root
+    parent = Path(os.path.realpath(project_dir)).parent
+    if not TEMP_FOLDER_NAME.fullmatch(parent.name):
+        return False
+    return os.path.normcase(str(parent.parent)) == os.path.normcase(os.path.realpath(temp_root))
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -383,12 +426,15 @@ def smoke_check(project_dir, environ, smoke_answer, options=OPTIONS):
     print(f"Smoke run passed in {time.monotonic() - started:.1f} s with {python}.")
 
 
-def main(project_dir=".", environ=None, smoke_answer=SMOKE_RUN_ANSWER, options=OPTIONS):
-    """Run every step; print problems as ERROR lines and return the exit status."""
+def main(project_dir=".", environ=None, smoke_answer=SMOKE_RUN_ANSWER, options=OPTIONS, commit=CRUFT_COMMIT):
+    """Run every step (only step 0, silently, in a cruft update or diff render); print problems
+    as ERROR lines and return the exit status."""
     environ = os.environ if environ is None else environ
     project_dir = os.path.abspath(project_dir)
     try:
         remove_unused(project_dir, options)
+        if is_cruft_rerender(project_dir, commit):
+            return 0  # the diff needs the files only; anything printed would precede the diff
         notice = check_config(project_dir, environ, options)
         if notice:
             print(notice)
