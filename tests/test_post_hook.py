@@ -4,16 +4,21 @@ The smoke run is exercised here with tiny fake ``train.py`` scripts, so every ou
 fail, timeout, files left behind, skipped) is checked in well under a second each.
 """
 
+import importlib.util
 import json
 import os
 import shutil
 import stat
 import sys
+import tempfile
 import textwrap
+import uuid
+from pathlib import Path
 
 import pytest
+from cookiecutter.utils import create_env_with_context
 
-from helpers import PYTHON_ENV, SKIP_ENV, load_hook, run
+from helpers import HOOKS, PYTHON_ENV, SKIP_ENV, load_hook, render_context, run
 
 GOOD_CONFIG = {
     "name": "Demo",
@@ -318,6 +323,117 @@ def test_hooks_render_when_cruft_drops_private_variables(tmp_path):
     assert post.SMOKE_RUN_ANSWER is None
     assert post.skip_reason({}, post.SMOKE_RUN_ANSWER) is None
     assert post.skip_reason({SKIP_ENV: "1"}, post.SMOKE_RUN_ANSWER) == f"{SKIP_ENV} is set"
+
+
+# --- cruft's throw-away renders (cruft update, cruft diff) --------------------------------------
+
+CRUFT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def load_hook_as_cruft_renders(tmp_path, commit=CRUFT_COMMIT, **answers):
+    """Render and import the post-gen hook with the answers cruft adds to every render it makes
+    (``_template`` and ``_commit``); helpers.load_hook cannot, as cookiecutter ignores extra
+    answers that cookiecutter.json lacks."""
+    context = render_context(**answers)
+    context["cookiecutter"].update(_template="https://example.com/template.git", _commit=commit)
+    source = (HOOKS / "post_gen_project.py").read_text(encoding="utf-8")
+    path = tmp_path / f"post_gen_project_{uuid.uuid4().hex}.py"
+    path.write_text(create_env_with_context(context).from_string(source).render(**context), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# A project whose config check and training both fail loudly: a quiet hook ran neither.
+LOUD_TRAIN_PY = "print('epoch 1/1  loss 2.3')\nraise SystemExit('the smoke run ran')\n"
+LOUD_CHECK_PY = "raise SystemExit('the config check ran')\n"
+
+
+@pytest.fixture
+def cruft_render_dir():
+    """A folder like the one cruft update and cruft diff render into: tempfile.TemporaryDirectory()."""
+    with tempfile.TemporaryDirectory() as folder:
+        yield Path(folder)
+
+
+def test_cruft_update_or_diff_render_only_removes_unused_files_and_prints_nothing(tmp_path, cruft_render_dir, capsys):
+    """Inside `cruft update` and `cruft diff` (cruft's _commit answer, a TemporaryDirectory under
+    the system temp folder) the hook removes the files of the options not chosen, so the diff
+    is exact, and does nothing else: no config check, no smoke run, not one printed line, even
+    with the smoke run switched on."""
+    hook = load_hook_as_cruft_renders(tmp_path, sweeps=False)
+    assert hook.CRUFT_COMMIT == CRUFT_COMMIT
+    project = fake_project(cruft_render_dir / "my_project", LOUD_TRAIN_PY, check_py=LOUD_CHECK_PY)
+    for relative in ("sweep.py", "data_loader/mnist.py", "tests/test_sweep.py"):
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).write_text("x", encoding="utf-8")
+    (project / "config.schema.json").write_text(json.dumps({"properties": {"sweep": {}}}), encoding="utf-8")
+    assert hook.main(project, env_for(**{SKIP_ENV: ""})) == 0
+    assert capsys.readouterr() == ("", "")
+    assert not (project / "sweep.py").exists()
+    assert not (project / "data_loader" / "mnist.py").exists()
+    assert not (project / "tests" / "test_sweep.py").exists()
+    assert json.loads((project / "config.schema.json").read_text(encoding="utf-8")) == {"properties": {}}
+
+
+def test_cruft_create_and_plain_bakes_still_check_and_smoke_run(tmp_path, cruft_render_dir, capsys):
+    """`cruft create` (cruft's _commit answer, the user's output folder) and a plain cookiecutter
+    bake (no _commit, even into a temporary folder) still get the config check and the smoke run."""
+    created = load_hook_as_cruft_renders(tmp_path)
+    project = fake_project(tmp_path / "out" / "my_project", CHECKING_TRAIN_PY)
+    assert created.main(project, env_for()) == 0
+    assert "Smoke run passed on cpu" in capsys.readouterr().out
+    plain = load_hook("post_gen_project", tmp_path)
+    assert plain.CRUFT_COMMIT is None
+    project = fake_project(cruft_render_dir / "my_project", CHECKING_TRAIN_PY)
+    assert plain.main(project, env_for()) == 0
+    assert "Smoke run passed on cpu" in capsys.readouterr().out
+
+
+def test_a_cruft_render_is_told_by_commit_and_temporary_folder_together(tmp_path, cruft_render_dir):
+    """A render is a cruft update/diff render only with cruft's _commit answer and a project whose
+    parent is a TemporaryDirectory() (``tmp`` and [a-z0-9_]) directly under the system temp
+    folder: not a user's output folder, not mktemp's ``tmp.XXXXXXXXXX``, not deeper inside."""
+    hook = load_hook("post_gen_project", tmp_path)
+    root = cruft_render_dir.parent
+    assert hook.is_cruft_rerender(cruft_render_dir / "my_project", CRUFT_COMMIT)
+    assert hook.is_cruft_rerender(str(cruft_render_dir / "my_project"), CRUFT_COMMIT, temp_root=str(root))
+    assert not hook.is_cruft_rerender(cruft_render_dir / "my_project", None)
+    assert not hook.is_cruft_rerender(cruft_render_dir / "my_project", "")
+    assert not hook.is_cruft_rerender(tmp_path / "out" / "my_project", CRUFT_COMMIT)
+    assert not hook.is_cruft_rerender(cruft_render_dir / "deeper" / "my_project", CRUFT_COMMIT)
+    assert not hook.is_cruft_rerender(root / "tmp.AbCdEf1234" / "my_project", CRUFT_COMMIT)
+    assert not hook.is_cruft_rerender(root / "work" / "my_project", CRUFT_COMMIT)
+    # Another temp folder (TMPDIR set differently) is not the one cruft renders into.
+    assert not hook.is_cruft_rerender(cruft_render_dir / "my_project", CRUFT_COMMIT, temp_root=str(tmp_path))
+
+
+def test_a_cruft_render_is_recognised_through_a_linked_temp_folder(tmp_path):
+    """On macOS the temp folder is reached through a link (/var -> /private/var): the paths are
+    compared resolved, whichever side names the link."""
+    real = tmp_path / "private" / "var"
+    render = real / "tmpab12_xyz" / "my_project"
+    render.mkdir(parents=True)
+    link = tmp_path / "var"
+    try:
+        link.symlink_to(real, target_is_directory=True)
+    except OSError:  # Windows without the right to make links
+        pytest.skip("cannot create a symbolic link here")
+    hook = load_hook("post_gen_project", tmp_path)
+    assert hook.is_cruft_rerender(render, CRUFT_COMMIT, temp_root=str(link))
+    assert hook.is_cruft_rerender(link / "tmpab12_xyz" / "my_project", CRUFT_COMMIT, temp_root=str(real))
+
+
+def test_rendered_hook_is_silent_as_a_script_in_a_cruft_render(tmp_path, cruft_render_dir):
+    """Run as cookiecutter runs it under cruft update (`python hook.py` in the rendered project,
+    a TemporaryDirectory), the hook prints nothing and exits 0; PYTORCH_TEMPLATE_SKIP_SMOKE is
+    not needed."""
+    hook = load_hook_as_cruft_renders(tmp_path)
+    project = fake_project(cruft_render_dir / "my_project", LOUD_TRAIN_PY, check_py=LOUD_CHECK_PY)
+    env = {SKIP_ENV: "", "TMPDIR": str(cruft_render_dir.parent)}
+    result = run([sys.executable, hook.__file__], cwd=project, timeout=60, env=env)
+    assert (result.returncode, result.stdout) == (0, "")
 
 
 # --- options ---------------------------------------------------------------------------------
