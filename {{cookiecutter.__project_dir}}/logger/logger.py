@@ -7,6 +7,8 @@ import logging.handlers
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from utils.errors import in_project
 
 LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
@@ -20,6 +22,21 @@ def own_debug_lines(record: logging.LogRecord) -> bool:
     return record.levelno > logging.DEBUG or _in_project(record.pathname)
 
 
+class ConsoleHandler(logging.StreamHandler):
+    """Writes each record through `tqdm.write`, which clears the progress bars on the terminal
+    first and redraws them after: a line logged while a bar is shown (the checkpoint writer's
+    "Saved ..." from its thread, say) gets a terminal line of its own instead of the bar's."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream, end=self.terminator)
+            self.flush()
+        except RecursionError:  # as logging.StreamHandler does
+            raise
+        except Exception:
+            self.handleError(record)
+
+
 def setup_logging(verbosity: int = 1) -> None:
     """Log to the console now and keep the records until `log_file` names the file.
 
@@ -31,7 +48,7 @@ def setup_logging(verbosity: int = 1) -> None:
         root.removeHandler(handler)
         handler.close()
     root.setLevel(LEVELS.get(verbosity, logging.INFO))
-    console = logging.StreamHandler(sys.stdout)
+    console = ConsoleHandler(sys.stdout)
     console.setFormatter(logging.Formatter("%(message)s"))
     console.addFilter(own_debug_lines)
     root.addHandler(console)

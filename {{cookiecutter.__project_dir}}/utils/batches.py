@@ -122,7 +122,8 @@ def accumulation_groups(batches, size: int):
 
 
 def progress(loader, desc: str, limit: int | None = None):
-    """Iterate `loader` (at most `limit` batches), with a progress bar when stderr is a terminal."""
+    """Iterate `loader` (at most `limit` batches), with a progress bar when stderr is a terminal
+    (the console log handler, logger/logger.py, writes its lines around the bar)."""
     batches = loader if limit is None else itertools.islice(loader, limit)
     if not sys.stderr.isatty() or not runtime.is_main():
         return batches
