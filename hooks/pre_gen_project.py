@@ -68,6 +68,7 @@ RESERVED_NAMES = frozenset(
         "onnx",
         "onnxscript",
         "onnxruntime",
+        "packaging",
         "pytest",
         "conftest",
         "setuptools",

@@ -200,7 +200,7 @@ def test_pytorch_template_python_lets_torchless_cookiecutter_smoke_test(venv_wit
 
 
 def test_the_readme_commands_work_in_a_fresh_venv(default_project, tmp_path):
-    """In a fresh venv, the generated README's commands work as written: `pip install -e ".[dev]"`
+    """In a fresh venv, the generated README's commands work as written: `pip install -e ".[dev]" -c constraints.txt`
     installs the dependencies and the dev tools without copying the project's modules (utils,
     model, ...) into site-packages; then the quickstart trains, evaluates the best checkpoint to
     >= 97% test accuracy, and the pinned ruff passes. Offline: the venv sees this Python's
@@ -212,7 +212,7 @@ def test_the_readme_commands_work_in_a_fresh_venv(default_project, tmp_path):
     python = str(root / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
     offline = ["--no-index", "--no-build-isolation"]
     commands = [
-        [python, "-m", "pip", "install", "-q", *offline, "-e", ".[dev]"],
+        [python, "-m", "pip", "install", "-q", *offline, "-e", ".[dev]", "-c", "constraints.txt"],
         [python, "train.py", "-c", "config.json"],
         [python, "test.py", "-c", "config.json", "-r", "auto"],
         [python, "-m", "ruff", "check", "--no-cache", "."],
