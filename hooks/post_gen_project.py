@@ -386,10 +386,10 @@ def next_steps(slug, config=CONFIG_FILE):
         [
             "Next steps:",
             f"  cd {slug}",
-            "  pip install -r requirements.txt",
+            "  pip install -r requirements.txt -c constraints.txt   # the tested versions",
             f"  python train.py -c {config}",
-            "  python test.py -r <run folder>/model_best.pth   # train.py prints the run folder",
-            "  python -m pytest",
+            f"  python test.py -c {config} -r auto   # the newest run's best checkpoint",
+            "  pip install pytest -c constraints.txt && python -m pytest",
         ]
     )
 
@@ -407,7 +407,7 @@ def smoke_check(project_dir, environ, smoke_answer, options=OPTIONS):
             f"Project {PROJECT_SLUG} created. The smoke check was skipped because no Python "
             f"with {', '.join(modules)} was found (cookiecutter's own interpreter, python3 and "
             f"python on PATH lack one; {PYTHON_ENV} can name one). Run it later with:\n"
-            f"  cd {PROJECT_SLUG} && pip install -r requirements.txt && "
+            f"  cd {PROJECT_SLUG} && pip install -r requirements.txt -c constraints.txt && "
             f"python train.py -c {config_file(options)} --smoke"
         )
         return

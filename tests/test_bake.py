@@ -110,10 +110,10 @@ def test_default_bake_prints_next_steps(cookies, capfd):
     assert "Smoke run skipped (PYTORCH_TEMPLATE_SKIP_SMOKE is set)" in out
     for command in (
         "cd my_project",
-        "pip install -r requirements.txt",
+        "pip install -r requirements.txt -c constraints.txt",
         "python train.py -c config.json",
-        "python test.py -r",
-        "pytest",
+        "python test.py -c config.json -r auto",
+        "python -m pytest",
     ):
         assert command in out
 

@@ -292,7 +292,7 @@ def test_missing_python_with_torch_is_a_notice_not_a_failure(hook, tmp_path, cap
         "smoke check was skipped because no Python with torch, numpy, jsonschema, filelock, tensorboard was found"
         in out
     )
-    assert f"cd {hook.PROJECT_SLUG} && pip install -r requirements.txt && " in out
+    assert f"cd {hook.PROJECT_SLUG} && pip install -r requirements.txt -c constraints.txt && " in out
     assert "&& python train.py -c config.json --smoke" in out
 
 
