@@ -167,8 +167,8 @@ def test_a_signal_stops_the_sweep_after_saving_and_the_study_goes_on(tmp_path):
     assert process.returncode == 143, output
     assert "Traceback" not in output and "run the same command again to continue the study" in output
     # Saved mid-epoch, or at an epoch's end when the signal came during validation (slow machines)
-    (resume,) = re.findall(r"resume with: python train.py -r (\S+)", output)
-    assert Path(resume).is_file() and Path(resume).name != "checkpoint-epoch1.pth", output
+    resume = re.search(r"resume with: python train.py -r (\S+)", output)
+    assert resume and Path(resume[1]).is_file() and Path(resume[1]).name != "checkpoint-epoch1.pth", output
     again = run_script("sweep.py", "-c", path, "--trials", "1", "--set", "trainer.epochs=1")
     assert again.returncode == 0, again.stdout + again.stderr
     assert [trial.state for trial in load_study(tmp_path).trials] == [FAIL, COMPLETE]
